@@ -1,0 +1,74 @@
+/* cli/main.c — the `lowbit` program: dispatch to subcommands. */
+#include "config.h"
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"train", "train a model (vit|gpt|bert) with a recipe (fp32|int8|hq|luq)",
+     "usage: lowbit train --model vit|gpt|bert --data DATASET [options]\n", cmd_not_yet},
+    {"eval", "evaluate a checkpoint on a dataset",
+     "usage: lowbit eval --checkpoint FILE --data DATASET\n", cmd_not_yet},
+    {"op", "apply one quantization algorithm to .npy inputs (audit / GPU cross-check)",
+     "usage: lowbit op NAME --in FILE.npy ... --out FILE.npy [--seed S] [--set key=value]\n"
+     "       lowbit op --list\n",
+     cmd_not_yet},
+    {"check", "run backend-vs-reference checks",
+     "usage: lowbit check --backend cpu|gpu\n", cmd_not_yet},
+    {"bench", "benchmark kernels, layers and training steps against peers",
+     "usage: lowbit bench [--threads N] [--csv FILE]\n", cmd_not_yet},
+    {"data", "load and summarise a dataset",
+     "usage: lowbit data fashion-mnist [--dir DIR]\n"
+     "       lowbit data text --corpus default|moby-dick|PATH[,PATH...] [--val-fraction F]\n",
+     cmd_data},
+};
+
+const cli_command *cli_find_command(const char *name)
+{
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, name) == 0) return &commands[i];
+    return NULL;
+}
+
+static void print_usage(FILE *f)
+{
+    fprintf(f, "usage: lowbit [--version] [--help] COMMAND [ARGS]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n`lowbit COMMAND --help` describes each command's options.\n");
+}
+
+int cmd_not_yet(int argc, char **argv)
+{
+    const cli_command *cmd = cli_find_command(argv[0]);
+    if (argc > 1 && cli_is_help(argv[1])) {
+        printf("%s", cmd->usage);
+        return CLI_EXIT_OK;
+    }
+    fprintf(stderr, "lowbit %s: not yet implemented in this version\n", argv[0]);
+    return CLI_EXIT_USAGE;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    if (cli_is_help(argv[1])) {
+        print_usage(stdout);
+        return CLI_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("lowbit %s (features: %s)\n", lb_version(), lb_build_features());
+        return CLI_EXIT_OK;
+    }
+    const cli_command *cmd = cli_find_command(argv[1]);
+    if (!cmd) {
+        fprintf(stderr, "lowbit: unknown command '%s'\n", argv[1]);
+        print_usage(stderr);
+        return CLI_EXIT_USAGE;
+    }
+    return cmd->run(argc - 1, argv + 1);
+}
