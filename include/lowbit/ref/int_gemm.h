@@ -1,0 +1,35 @@
+/* lowbit/ref/int_gemm.h — the reference integer GEMM: int8 operands (which
+ * also carry int4 values in [-8, 7]), int32 accumulation, exact.
+ *
+ * C (M, N) = op(A) (M, K) · op(B) (K, N), all row-major and contiguous:
+ *   A is stored (M, K) when trans_a == 0, (K, M) when trans_a != 0;
+ *   B is stored (K, N) when trans_b == 0, (N, K) when trans_b != 0
+ *   (so C = X · W^T for an nn.Linear weight W (N, K) is trans_b = 1).
+ * Each C[m][n] is the int32 sum over k = 0..K-1 in increasing k. Integer
+ * addition is associative, so any fast path that does not overflow gives the
+ * same bits. No overflow is possible when K <= LB_GEMM_I8_MAX_K
+ * (K · 128 · 128 <= 2^31 - 1 fails only beyond it); larger K is rejected.
+ */
+#ifndef LOWBIT_REF_INT_GEMM_H
+#define LOWBIT_REF_INT_GEMM_H
+
+#include <stdint.h>
+#include "lowbit/status.h"
+#include "lowbit/context.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* floor((2^31 - 1) / (128 * 128)): the largest K whose int32 sum cannot overflow. */
+#define LB_GEMM_I8_MAX_K 131071
+
+/* C = op(A) · op(B) in int32 (see above). LB_ERR_ARG on NULL pointers,
+ * negative sizes or K > LB_GEMM_I8_MAX_K. */
+lb_status lb_gemm_i8_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                         const int8_t *A, const int8_t *B, int32_t *C);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
