@@ -51,6 +51,8 @@ bool cli_ctx_create(lb_ctx **ctx);
 const cli_command *cli_find_command(const char *name);
 
 int cmd_data(int argc, char **argv);
+int cmd_op(int argc, char **argv);
+int cmd_compare(int argc, char **argv);
 int cmd_not_yet(int argc, char **argv);
 
 #endif

@@ -12,8 +12,17 @@ static const cli_command commands[] = {
      "usage: lowbit eval --checkpoint FILE --data DATASET\n", cmd_not_yet},
     {"op", "apply one quantization algorithm to .npy inputs (audit / GPU cross-check)",
      "usage: lowbit op NAME --in FILE.npy ... --out FILE.npy [--seed S] [--set key=value]\n"
-     "       lowbit op --list\n",
-     cmd_not_yet},
+     "       lowbit op --list\n"
+     "  --in FILE.npy    an input, in the order the operation lists them (repeatable)\n"
+     "  --out FILE.npy   an output, in the order the operation lists them (repeatable)\n"
+     "  --seed S         seed of the counter-based RNG (stochastic operations)\n"
+     "  --set KEY=VALUE  an operation parameter (repeatable; see --list)\n"
+     "  --list           print every operation with its inputs, outputs and parameters\n",
+     cmd_op},
+    {"compare", "compare two .npy files element-wise within a tolerance",
+     "usage: lowbit compare A.npy B.npy [--atol X] [--rtol Y]\n"
+     "  element i matches when |a-b| <= atol + rtol*|b|; exit 1 on any mismatch or shape difference\n",
+     cmd_compare},
     {"check", "run backend-vs-reference checks",
      "usage: lowbit check --backend cpu|gpu\n", cmd_not_yet},
     {"bench", "benchmark kernels, layers and training steps against peers",
