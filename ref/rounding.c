@@ -9,6 +9,7 @@
 #include "lowbit/ref/rounding.h"
 
 #include <math.h>
+#include <stddef.h>
 
 float lb_round_half_even(float v) { return nearbyintf(v); }
 
