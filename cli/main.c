@@ -29,7 +29,7 @@ static const cli_command commands[] = {
      "usage: lowbit bench [--threads N] [--csv FILE]\n", cmd_not_yet},
     {"data", "load and summarise a dataset",
      "usage: lowbit data fashion-mnist [--dir DIR]\n"
-     "       lowbit data text --corpus default|moby-dick|PATH[,PATH...] [--val-fraction F]\n",
+     "       lowbit data text [--corpus default|moby-dick|PATH[,PATH...]] [--val-fraction F]\n",
      cmd_data},
 };
 

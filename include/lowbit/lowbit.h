@@ -8,5 +8,8 @@
 #include "lowbit/tensor.h"
 #include "lowbit/rng.h"
 #include "lowbit/version.h"
+#include "lowbit/npy.h"
+#include "lowbit/safetensors.h"
+#include "lowbit/datasets.h"
 
 #endif
