@@ -50,6 +50,15 @@ enum { ST_F32 = 0, ST_F64 = 1, ST_I8 = 2, ST_I32 = 3, ST_U8 = 4, ST_BF16 = 5 };
 /* Valid in the format, but not a whole number of bytes per element. */
 static const char *const st_subbyte_dtypes[] = {"F4", "F6_E2M3", "F6_E3M2"};
 
+/* Re-records the detail of a failed shape check with the tensor's name. */
+static lb_status name_shape_error(lb_ctx *ctx, lb_status status, const char *name)
+{
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", lb_ctx_error(ctx));
+    return lb_error(ctx, status, "safetensors writer: tensor '%s': %s", name ? name : "(null)",
+                    detail);
+}
+
 /* The safetensors dtype written for a lowbit dtype (BF16 only through
  * lb_safetensors_writer_add_bf16). */
 static int st_dtype_of_lb(lb_dtype dtype)
@@ -776,7 +785,7 @@ lb_status lb_safetensors_writer_add_raw(lb_ctx *ctx, lb_safetensors_writer *w, c
     if (sd < 0) return lb_error(ctx, LB_ERR_ARG, "safetensors writer: unknown dtype %d", (int)dtype);
     size_t nbytes;
     lb_status status = lb_shape_bytes(ctx, dtype, ndim, shape, NULL, &nbytes);
-    if (status != LB_OK) return status;
+    if (status != LB_OK) return name_shape_error(ctx, status, name);
     if (nbytes && !data)
         return lb_error(ctx, LB_ERR_ARG, "safetensors writer: NULL data for tensor '%s'",
                         name ? name : "(null)");
@@ -806,7 +815,7 @@ lb_status lb_safetensors_writer_add_bf16(lb_ctx *ctx, lb_safetensors_writer *w, 
 {
     size_t numel;
     lb_status status = lb_shape_bytes(ctx, LB_F32, ndim, shape, &numel, NULL);
-    if (status != LB_OK) return status;
+    if (status != LB_OK) return name_shape_error(ctx, status, name);
     if (numel && !data)
         return lb_error(ctx, LB_ERR_ARG, "safetensors writer: NULL data for tensor '%s'",
                         name ? name : "(null)");
