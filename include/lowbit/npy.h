@@ -1,10 +1,16 @@
-/* lowbit/npy.h — NumPy .npy files (format versions 1.0 and 2.0).
+/* lowbit/npy.h — NumPy .npy files (format versions 1.0 and 2.0; 3.0 is read
+ * too, it differs only in allowing a UTF-8 header).
  *
- * Supported: little-endian f4/f8/i1/i4/u1 ('<f4', '<f8', '|i1', '<i4', '|u1'),
- * C order, 0 to 4 dimensions. Everything in the header is validated (magic,
- * version, header length, dict syntax, dtype, order, shape, byte count
- * against the file size, overflow); bad input gives LB_ERR_FORMAT with a
- * detail naming the file and the problem.
+ * Supported: little-endian f4/f8/i1/i4/u1 ('<f4', '<f8', '|i1', '<i4', '|u1';
+ * any byte-order mark on the one-byte types), C order, 0 to 4 dimensions.
+ * fortran_order True is accepted for 0 or 1 dimensions, where the layouts
+ * coincide. Everything in the header is validated (magic, version, header
+ * length, dict syntax — keys 'descr', 'fortran_order', 'shape' exactly once,
+ * nothing else —, dtype, order, shape, byte count against the file size,
+ * overflow); bad input gives LB_ERR_FORMAT with a detail naming the file
+ * and the problem. The header is parsed, never evaluated.
+ *
+ * Files written by lb_npy_write are byte-identical to numpy.save's.
  */
 #ifndef LOWBIT_NPY_H
 #define LOWBIT_NPY_H
