@@ -1,0 +1,319 @@
+/* cpu/gemm_i8.c — the integer GEMM driver of the cpu backend: packs B once
+ * into the micro-kernel's panel layout, packs A per block, and runs the
+ * path's MR x NR micro-kernel over a static grid of output tiles.
+ *
+ * Matches lb_gemm_i8_ref (ref/int_gemm.c) bit for bit: every C element is
+ * one int32 sum over all of K, computed by one micro-kernel call (one
+ * thread); integer addition is exact and associative, so the grouping of K
+ * (quads, pairs) and the tiling cannot change a bit. The VNNI path's +128
+ * shift is undone exactly by the compensation (cpu/gemm_i8_kernels.h).
+ *
+ * Compiled without ISA flags: only the micro-kernels are ISA specific.
+ *
+ * Blocking (shapes only, never the thread count, decide the tiles):
+ *   MC rows of A per block: the A block (MC, Kp) fits ~LB_A_BLOCK_BYTES (L2),
+ *   NC columns per block: the B block (NC, Kp) fits ~LB_B_BLOCK_BYTES (L2),
+ *   tile t = (row block t / ntiles_n, column block t % ntiles_n), split
+ *   statically over threads in consecutive runs; a thread repacks its A block
+ *   only when its row block changes. Inside a tile: for each B panel (NR
+ *   columns) for each MR-row A panel: one micro-kernel call over all of K.
+ */
+#include "config.h"
+#include "gemm_i8_kernels.h"
+
+#include <string.h>
+#include "lowbit/alloc.h"
+#include "lowbit/ref/int_gemm.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#define LB_A_BLOCK_BYTES (96 * 1024)
+#define LB_B_BLOCK_BYTES (512 * 1024)
+
+int64_t lb_s4_bytes(int64_t numel) { return numel <= 0 ? 0 : (numel + 1) / 2; }
+
+/* Sign-extends the two's-complement nibble of flat element e. */
+static inline int8_t s4_get(const uint8_t *p, int64_t e)
+{
+    unsigned byte = p[e >> 1];
+    unsigned nibble = (e & 1) ? (byte >> 4) : (byte & 15u);
+    return (int8_t)((int)(nibble ^ 8u) - 8);
+}
+
+static int requested_threads(const lb_ctx *ctx)
+{
+#ifdef _OPENMP
+    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* ------------------------------------------------------------ B packing */
+
+/* Element B(k, n) of op(B) (K, N) stored as fmt/trans_b. */
+static inline __attribute__((always_inline)) int8_t b_elem(lb_int_format fmt, int trans_b,
+                                                           const void *B, int64_t K, int64_t N,
+                                                           int64_t k, int64_t n)
+{
+    int64_t e = trans_b ? n * K + k : k * N + n;
+    return fmt == LB_INT_S4 ? s4_get((const uint8_t *)B, e) : ((const int8_t *)B)[e];
+}
+
+/* Packs panel p (columns p·NR ..) of op(B) and its compensation. The
+ * always_inline body is instantiated for each (fmt, trans_b) below so the
+ * element fetch has no run-time branches. */
+static inline __attribute__((always_inline)) void
+pack_b_panel(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_b, int s4_store,
+             const void *B, int64_t K, int64_t N, int64_t kgroups, int64_t p,
+             unsigned char *panel /* (kgroups, NR, G) */, int32_t *comp /* (NR) or NULL */)
+{
+    const int NR = kn->nr, G = kn->g;
+    const int64_t half = (int64_t)NR * G / 2; /* int4: bytes per k-group */
+    for (int j = 0; j < NR; j++) {
+        const int64_t n = p * NR + j;
+        int32_t colsum = 0;
+        for (int64_t kg = 0; kg < kgroups; kg++) {
+            for (int i = 0; i < G; i++) {
+                const int64_t k = kg * G + i;
+                const int8_t v = (n < N && k < K) ? b_elem(fmt, trans_b, B, K, N, k, n) : 0;
+                colsum += v;
+                const int64_t idx = (kg * NR + j) * G + i; /* element in the int8 layout */
+                if (s4_store) {
+                    const int64_t e = (int64_t)j * G + i; /* within the k-group */
+                    unsigned char *byte = panel + kg * half + (e % half);
+                    const unsigned nib = (unsigned)v & 15u;
+                    *byte = (unsigned char)(e < half ? ((*byte & 0xF0u) | nib)
+                                                     : ((*byte & 0x0Fu) | (nib << 4)));
+                } else if (kn->b_s16) {
+                    ((int16_t *)(void *)panel)[idx] = v;
+                } else {
+                    ((int8_t *)panel)[idx] = v;
+                }
+            }
+        }
+        /* |colsum| <= LB_GEMM_I8_MAX_K·128, so 128·colsum fits int32. */
+        if (comp) comp[j] = colsum * 128;
+    }
+}
+
+lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_int_format fmt,
+                                 int trans_b, int64_t K, int64_t N, const void *B,
+                                 lb_packed_i8 **out)
+{
+    if (!out) return lb_error(ctx, LB_ERR_ARG, "NULL output for the packed GEMM operand");
+    *out = NULL;
+    if (!kn) return lb_error(ctx, LB_ERR_ARG, "no GEMM kernel");
+    if (fmt != LB_INT_S8 && fmt != LB_INT_S4)
+        return lb_error(ctx, LB_ERR_ARG, "unknown integer format %d", (int)fmt);
+    if (K < 0 || N < 0)
+        return lb_error(ctx, LB_ERR_ARG, "negative GEMM size K=%lld N=%lld", (long long)K,
+                        (long long)N);
+    if (K > LB_GEMM_I8_MAX_K)
+        return lb_error(ctx, LB_ERR_ARG, "GEMM K=%lld exceeds %d: int32 accumulation could overflow",
+                        (long long)K, LB_GEMM_I8_MAX_K);
+    if (K > 0 && N > 0 && !B) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand B");
+
+    lb_packed_i8 *pk = lb_calloc(1, sizeof *pk);
+    if (!pk) return lb_error(ctx, LB_ERR_NOMEM, "out of memory packing B (%lld x %lld)",
+                             (long long)K, (long long)N);
+    pk->kernel = kn;
+    pk->fmt = fmt;
+    pk->K = K;
+    pk->N = N;
+    pk->kgroups = ceil_div(K, kn->g);
+    pk->npanels = ceil_div(N, kn->nr);
+    const int s4_store = fmt == LB_INT_S4;
+    size_t elem_bytes = (size_t)kn->nr * (size_t)kn->g * (kn->b_s16 ? 2u : 1u);
+    if (s4_store) elem_bytes = (size_t)kn->nr * (size_t)kn->g / 2;
+    size_t panel = 0, total = 0, comp_count = 0;
+    if (!lb_mul_size((size_t)pk->kgroups, elem_bytes, &panel) ||
+        !lb_add_size(panel, 63, &panel) ||
+        !lb_mul_size(panel / 64 * 64, (size_t)pk->npanels, &total) ||
+        !lb_mul_size((size_t)pk->npanels, (size_t)kn->nr, &comp_count)) {
+        lb_free(pk);
+        return lb_error(ctx, LB_ERR_ARG, "packed GEMM operand size overflows (K=%lld N=%lld)",
+                        (long long)K, (long long)N);
+    }
+    pk->panel_bytes = panel / 64 * 64;
+    pk->data = lb_calloc(total ? total : 1, 1);
+    if (kn->comp) pk->comp = lb_calloc(comp_count ? comp_count : 1, sizeof(int32_t));
+    if (!pk->data || (kn->comp && !pk->comp)) {
+        lb_packed_i8_free(pk);
+        return lb_error(ctx, LB_ERR_NOMEM, "out of memory packing B (%zu bytes)", total);
+    }
+
+    const int64_t npanels = pk->npanels, kgroups = pk->kgroups;
+    const size_t pb = pk->panel_bytes;
+    unsigned char *data = pk->data;
+    int32_t *comp = pk->comp;
+    const int nthreads = requested_threads(ctx);
+    (void)nthreads;
+    /* Each panel is written by one thread; the result does not depend on the split. */
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && npanels > 1)
+    for (int64_t p = 0; p < npanels; p++) {
+        unsigned char *dst = data + (size_t)p * pb;
+        int32_t *cp = comp ? comp + p * kn->nr : NULL;
+        if (fmt == LB_INT_S4) {
+            if (trans_b) pack_b_panel(kn, LB_INT_S4, 1, 1, B, K, N, kgroups, p, dst, cp);
+            else pack_b_panel(kn, LB_INT_S4, 0, 1, B, K, N, kgroups, p, dst, cp);
+        } else {
+            if (trans_b) pack_b_panel(kn, LB_INT_S8, 1, 0, B, K, N, kgroups, p, dst, cp);
+            else pack_b_panel(kn, LB_INT_S8, 0, 0, B, K, N, kgroups, p, dst, cp);
+        }
+    }
+    *out = pk;
+    return LB_OK;
+}
+
+void lb_packed_i8_free(lb_packed_i8 *p)
+{
+    if (!p) return;
+    lb_free(p->data);
+    lb_free(p->comp);
+    lb_free(p);
+}
+
+lb_isa lb_packed_i8_isa(const lb_packed_i8 *p) { return p ? p->kernel->isa : LB_ISA_AUTO; }
+int64_t lb_packed_i8_k(const lb_packed_i8 *p) { return p ? p->K : 0; }
+int64_t lb_packed_i8_n(const lb_packed_i8 *p) { return p ? p->N : 0; }
+
+/* ------------------------------------------------------------ A packing */
+
+/* Element A(m, k) of op(A) (M, K) stored as fmt/trans_a. */
+static inline __attribute__((always_inline)) int8_t a_elem(lb_int_format fmt, int trans_a,
+                                                           const void *A, int64_t M, int64_t K,
+                                                           int64_t m, int64_t k)
+{
+    int64_t e = trans_a ? k * M + m : m * K + k;
+    return fmt == LB_INT_S4 ? s4_get((const uint8_t *)A, e) : ((const int8_t *)A)[e];
+}
+
+/* Packs rows m0 .. m0+mc-1 of op(A) into mc_pad / MR panels (kgroups, MR, G),
+ * rows past M and k past K padded with the kind's encoding of 0. */
+static inline __attribute__((always_inline)) void
+pack_a_block(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_a, const void *A, int64_t M,
+             int64_t K, int64_t kgroups, int64_t m0, int64_t mc, unsigned char *dst)
+{
+    const int MR = kn->mr, G = kn->g;
+    const int64_t npan = ceil_div(mc, MR);
+    for (int64_t pi = 0; pi < npan; pi++) {
+        for (int r = 0; r < MR; r++) {
+            const int64_t m = m0 + pi * MR + r;
+            const int row_ok = (pi * MR + r) < mc && m < M;
+            for (int64_t kg = 0; kg < kgroups; kg++) {
+                const int64_t base = ((pi * kgroups + kg) * MR + r) * G;
+                for (int i = 0; i < G; i++) {
+                    const int64_t k = kg * G + i;
+                    const int8_t v = (row_ok && k < K) ? a_elem(fmt, trans_a, A, M, K, m, k) : 0;
+                    switch (kn->a_kind) {
+                    case LB_APACK_U8X: dst[base + i] = (unsigned char)((uint8_t)v ^ 0x80u); break;
+                    case LB_APACK_S16: ((int16_t *)(void *)dst)[base + i] = v; break;
+                    default: ((int8_t *)dst)[base + i] = v; break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void pack_a_dispatch(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_a,
+                            const void *A, int64_t M, int64_t K, int64_t kgroups, int64_t m0,
+                            int64_t mc, unsigned char *dst)
+{
+    if (fmt == LB_INT_S4) {
+        if (trans_a) pack_a_block(kn, LB_INT_S4, 1, A, M, K, kgroups, m0, mc, dst);
+        else pack_a_block(kn, LB_INT_S4, 0, A, M, K, kgroups, m0, mc, dst);
+    } else {
+        if (trans_a) pack_a_block(kn, LB_INT_S8, 1, A, M, K, kgroups, m0, mc, dst);
+        else pack_a_block(kn, LB_INT_S8, 0, A, M, K, kgroups, m0, mc, dst);
+    }
+}
+
+/* ---------------------------------------------------------------- driver */
+
+lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
+                                const void *A, const lb_packed_i8 *B, int32_t *C)
+{
+    if (!B) return lb_error(ctx, LB_ERR_ARG, "NULL packed GEMM operand");
+    if (fmt_a != LB_INT_S8 && fmt_a != LB_INT_S4)
+        return lb_error(ctx, LB_ERR_ARG, "unknown integer format %d", (int)fmt_a);
+    const int64_t N = B->N, K = B->K;
+    if (M < 0) return lb_error(ctx, LB_ERR_ARG, "negative GEMM size M=%lld", (long long)M);
+    if (M > 0 && N > 0 && !C) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM output");
+    if (M > 0 && K > 0 && !A) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand A");
+    if (M == 0 || N == 0) return LB_OK;
+    if (K == 0) {
+        memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
+        return LB_OK;
+    }
+    const lb_gemm_i8_kernel *kn = B->kernel;
+    const int MR = kn->mr, NR = kn->nr;
+    const int64_t kgroups = B->kgroups;
+    const size_t a_panel_bytes =
+        (size_t)kgroups * (size_t)MR * (size_t)kn->g * (kn->a_kind == LB_APACK_S16 ? 2u : 1u);
+
+    /* Block sizes from the shape alone (never from the thread count). */
+    int64_t mc_panels = (int64_t)(LB_A_BLOCK_BYTES / a_panel_bytes);
+    if (mc_panels < 1) mc_panels = 1;
+    if (mc_panels > ceil_div(M, MR)) mc_panels = ceil_div(M, MR);
+    const int64_t MC = mc_panels * MR;
+    int64_t nc_panels = (int64_t)(LB_B_BLOCK_BYTES / B->panel_bytes);
+    if (nc_panels < 1) nc_panels = 1;
+    if (nc_panels > B->npanels) nc_panels = B->npanels;
+    const int64_t tiles_m = ceil_div(M, MC), tiles_n = ceil_div(B->npanels, nc_panels);
+    const int64_t tiles = tiles_m * tiles_n;
+
+    int nthreads = requested_threads(ctx);
+    if ((int64_t)nthreads > tiles) nthreads = (int)tiles;
+    if (nthreads < 1) nthreads = 1;
+    const size_t a_block_bytes = (size_t)mc_panels * a_panel_bytes;
+    size_t buf_bytes;
+    if (!lb_mul_size(a_block_bytes, (size_t)nthreads, &buf_bytes))
+        return lb_error(ctx, LB_ERR_ARG, "GEMM workspace size overflows");
+    unsigned char *abuf = lb_alloc(buf_bytes);
+    if (!abuf)
+        return lb_error(ctx, LB_ERR_NOMEM, "out of memory for the GEMM workspace (%zu bytes)",
+                        buf_bytes);
+
+#pragma omp parallel num_threads(nthreads) if (nthreads > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        unsigned char *ablock = abuf + (size_t)tid * a_block_bytes;
+        int64_t packed_tm = -1;
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++) {
+            const int64_t tm = t / tiles_n, tn = t % tiles_n;
+            const int64_t m0 = tm * MC;
+            const int64_t mc = (M - m0 < MC) ? M - m0 : MC;
+            if (tm != packed_tm) {
+                pack_a_dispatch(kn, fmt_a, trans_a, A, M, K, kgroups, m0, mc, ablock);
+                packed_tm = tm;
+            }
+            const int64_t p_end = (tn + 1) * nc_panels < B->npanels ? (tn + 1) * nc_panels
+                                                                     : B->npanels;
+            for (int64_t p = tn * nc_panels; p < p_end; p++) {
+                const unsigned char *bp = B->data + (size_t)p * B->panel_bytes;
+                const int32_t *cp = B->comp ? B->comp + p * NR : NULL;
+                const int64_t n0 = p * NR;
+                const int nr = (int)(N - n0 < NR ? N - n0 : NR);
+                for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+                    const int mr = (int)(mc - r0 < MR ? mc - r0 : MR);
+                    const unsigned char *ap = ablock + (size_t)(r0 / MR) * a_panel_bytes;
+                    int32_t *c = C + (m0 + r0) * N + n0;
+                    if (B->fmt == LB_INT_S4) kn->ukernel_s4(kgroups, ap, bp, cp, c, N, mr, nr);
+                    else kn->ukernel_s8(kgroups, ap, bp, cp, c, N, mr, nr);
+                }
+            }
+        }
+    }
+    lb_free(abuf);
+    return LB_OK;
+}
