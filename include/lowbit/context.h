@@ -7,6 +7,7 @@
 #ifndef LOWBIT_CONTEXT_H
 #define LOWBIT_CONTEXT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "lowbit/status.h"
 
