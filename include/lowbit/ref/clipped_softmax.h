@@ -78,24 +78,36 @@ lb_status lb_clipped_softmax_check(lb_ctx *ctx, double gamma, double zeta);
 
 /* Plain softmax, the arithmetic of steps 1-3: y (rows, cols) from x (rows, cols).
  * Identical bits to lb_clipped_softmax_ref(ctx, rows, cols, 0.0, 1.0, x, y). */
-lb_status lb_softmax_ref(lb_ctx *ctx, int64_t rows, int64_t cols, const float *x, float *y);
-lb_status lb_softmax_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols, const double *x, double *y);
+lb_status lb_softmax_ref(lb_ctx *ctx, int64_t rows, int64_t cols,
+                         const float *x, /* (rows, cols) */
+                         float *y);      /* (rows, cols) */
+lb_status lb_softmax_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols,
+                             const double *x, /* (rows, cols) */
+                             double *y);      /* (rows, cols) */
 
 /* Clipped softmax forward: y (rows, cols) from logits x (rows, cols). */
 lb_status lb_clipped_softmax_ref(lb_ctx *ctx, int64_t rows, int64_t cols, double gamma,
-                                 double zeta, const float *x, float *y);
+                                 double zeta,
+                                 const float *x, /* (rows, cols) logits */
+                                 float *y);      /* (rows, cols) */
 lb_status lb_clipped_softmax_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols, double gamma,
-                                     double zeta, const double *x, double *y);
+                                     double zeta,
+                                     const double *x, /* (rows, cols) logits */
+                                     double *y);      /* (rows, cols) */
 
 /* Clipped softmax backward: dx (rows, cols) = dL/dx from the logits x
  * (rows, cols) and dy (rows, cols) = dL/dy; overwrites dx. With gamma = 0,
  * zeta = 1 it is the plain softmax backward. */
 lb_status lb_clipped_softmax_backward_ref(lb_ctx *ctx, int64_t rows, int64_t cols, double gamma,
-                                          double zeta, const float *x, const float *dy,
-                                          float *dx);
+                                          double zeta,
+                                          const float *x,  /* (rows, cols) logits */
+                                          const float *dy, /* (rows, cols) dL/dy */
+                                          float *dx);      /* (rows, cols) dL/dx */
 lb_status lb_clipped_softmax_backward_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols,
-                                              double gamma, double zeta, const double *x,
-                                              const double *dy, double *dx);
+                                              double gamma, double zeta,
+                                              const double *x,  /* (rows, cols) logits */
+                                              const double *dy, /* (rows, cols) dL/dy */
+                                              double *dx);      /* (rows, cols) dL/dx */
 
 #ifdef __cplusplus
 }

@@ -141,9 +141,13 @@ typedef struct lb_gate_grads_f64 {
 /* gate (tokens, H) = scale · sigmoid(G(x)) from x (tokens, H·dh). x may be
  * NULL for UNCONDITIONAL. */
 lb_status lb_gate_forward_ref(lb_ctx *ctx, const lb_gate_config *cfg, int64_t tokens,
-                              const float *x, const lb_gate_weights *w, float *gate);
+                              const float *x, /* (tokens, H*dh) */
+                              const lb_gate_weights *w,
+                              float *gate);   /* (tokens, H) */
 lb_status lb_gate_forward_ref_f64(lb_ctx *ctx, const lb_gate_config *cfg, int64_t tokens,
-                                  const double *x, const lb_gate_weights_f64 *w, double *gate);
+                                  const double *x, /* (tokens, H*dh) */
+                                  const lb_gate_weights_f64 *w,
+                                  double *gate);   /* (tokens, H) */
 
 /* Backward of lb_gate_forward_ref: from x (tokens, H·dh) and dgate
  * (tokens, H) = dL/dgate, ADDS dL/dx into dx (tokens, H·dh) (x also feeds
@@ -151,30 +155,46 @@ lb_status lb_gate_forward_ref_f64(lb_ctx *ctx, const lb_gate_config *cfg, int64_
  * NULL) and the parameter gradients into *grads (may be NULL). Recomputes the
  * forward from x. */
 lb_status lb_gate_backward_ref(lb_ctx *ctx, const lb_gate_config *cfg, int64_t tokens,
-                               const float *x, const lb_gate_weights *w, const float *dgate,
-                               float *dx, const lb_gate_grads *grads);
+                               const float *x,     /* (tokens, H*dh) */
+                               const lb_gate_weights *w,
+                               const float *dgate, /* (tokens, H) */
+                               float *dx,          /* (tokens, H*dh), += */
+                               const lb_gate_grads *grads);
 lb_status lb_gate_backward_ref_f64(lb_ctx *ctx, const lb_gate_config *cfg, int64_t tokens,
-                                   const double *x, const lb_gate_weights_f64 *w,
-                                   const double *dgate, double *dx,
+                                   const double *x,     /* (tokens, H*dh) */
+                                   const lb_gate_weights_f64 *w,
+                                   const double *dgate, /* (tokens, H) */
+                                   double *dx,          /* (tokens, H*dh), += */
                                    const lb_gate_grads_f64 *grads);
 
 /* out (tokens, H·dh) = gate (tokens, H) broadcast over each head's d_head
  * features, times context (tokens, H·dh). out may equal context. */
 lb_status lb_gate_apply_ref(lb_ctx *ctx, int64_t tokens, int64_t n_heads, int64_t d_head,
-                            const float *gate, const float *context, float *out);
+                            const float *gate,    /* (tokens, H) */
+                            const float *context, /* (tokens, H*dh) */
+                            float *out);          /* (tokens, H*dh) */
 lb_status lb_gate_apply_ref_f64(lb_ctx *ctx, int64_t tokens, int64_t n_heads, int64_t d_head,
-                                const double *gate, const double *context, double *out);
+                                const double *gate,    /* (tokens, H) */
+                                const double *context, /* (tokens, H*dh) */
+                                double *out);          /* (tokens, H*dh) */
 
 /* Backward of the apply step: dcontext (tokens, H·dh) = gate · dout and
  * dgate (tokens, H) = <dout, context> per head; both overwritten, either may
  * be NULL. dcontext may equal dout. */
 lb_status lb_gate_apply_backward_ref(lb_ctx *ctx, int64_t tokens, int64_t n_heads,
-                                     int64_t d_head, const float *gate, const float *context,
-                                     const float *dout, float *dcontext, float *dgate);
+                                     int64_t d_head,
+                                     const float *gate,    /* (tokens, H) */
+                                     const float *context, /* (tokens, H*dh) */
+                                     const float *dout,    /* (tokens, H*dh) */
+                                     float *dcontext,      /* (tokens, H*dh) or NULL */
+                                     float *dgate);        /* (tokens, H) or NULL */
 lb_status lb_gate_apply_backward_ref_f64(lb_ctx *ctx, int64_t tokens, int64_t n_heads,
-                                         int64_t d_head, const double *gate,
-                                         const double *context, const double *dout,
-                                         double *dcontext, double *dgate);
+                                         int64_t d_head,
+                                         const double *gate,    /* (tokens, H) */
+                                         const double *context, /* (tokens, H*dh) */
+                                         const double *dout,    /* (tokens, H*dh) */
+                                         double *dcontext,      /* (tokens, H*dh) or NULL */
+                                         double *dgate);        /* (tokens, H) or NULL */
 
 /* "linear", "mlp", "all-heads", "unconditional"; NULL for an unknown kind. */
 const char *lb_gate_kind_name(lb_gate_kind kind);

@@ -73,16 +73,23 @@ typedef enum lb_kurtosis_mode {
 const char *lb_kurtosis_mode_name(lb_kurtosis_mode mode);
 
 /* out[r] = max_i |x[r][i]| for x (rows, cols); out (rows). */
-lb_status lb_inf_norm_ref(lb_ctx *ctx, int64_t rows, int64_t cols, const float *x, double *out);
-lb_status lb_inf_norm_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols, const double *x,
-                              double *out);
+lb_status lb_inf_norm_ref(lb_ctx *ctx, int64_t rows, int64_t cols,
+                          const float *x, /* (rows, cols) */
+                          double *out);   /* (rows) */
+lb_status lb_inf_norm_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols,
+                              const double *x, /* (rows, cols) */
+                              double *out);    /* (rows) */
 
 /* out[r] = kurtosis of row r of x (rows, cols) in `mode`; eps is used by
  * LB_KURTOSIS_CODE only (pass LB_KURTOSIS_EPS for the paper's numbers). */
 lb_status lb_kurtosis_ref(lb_ctx *ctx, int64_t rows, int64_t cols, lb_kurtosis_mode mode,
-                          double eps, const float *x, double *out);
+                          double eps,
+                          const float *x, /* (rows, cols) */
+                          double *out);   /* (rows) */
 lb_status lb_kurtosis_ref_f64(lb_ctx *ctx, int64_t rows, int64_t cols, lb_kurtosis_mode mode,
-                              double eps, const double *x, double *out);
+                              double eps,
+                              const double *x, /* (rows, cols) */
+                              double *out);    /* (rows) */
 
 #ifdef __cplusplus
 }
