@@ -20,7 +20,8 @@ OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "lu
 def save(name, a):
     if isinstance(a, torch.Tensor):
         a = a.numpy()
-    np.save(os.path.join(OUT, name + ".npy"), np.ascontiguousarray(a))
+    a = np.asarray(a)
+    np.save(os.path.join(OUT, name + ".npy"), a if a.flags.c_contiguous else a.copy(order="C"))
 
 
 def main():
