@@ -24,7 +24,8 @@ np.random.seed(20230611)
 
 def save(name, arr):
     os.makedirs(OUT, exist_ok=True)
-    np.save(os.path.join(OUT, name), np.ascontiguousarray(arr))
+    arr = np.asarray(arr)
+    np.save(os.path.join(OUT, name), arr if arr.flags.c_contiguous else arr.copy(order="C"))
 
 
 def hadamard_matrix(b):
