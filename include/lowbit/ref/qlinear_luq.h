@@ -29,7 +29,7 @@
  * seed (or sample base) so that no two quantizations share uniforms.
  *
  * Errors: LB_ERR_ARG (bad sizes/config/NULL), LB_ERR_NUMERIC (NaN/Inf in X,
- * W or ∇Y; nothing meaningful is written), LB_ERR_NOMEM, and the int GEMM's
+ * W, b or ∇Y; outputs are then unspecified), LB_ERR_NOMEM, and the int GEMM's
  * LB_ERR_ARG when a reduction exceeds LB_GEMM_I8_MAX_K.
  */
 #ifndef LOWBIT_REF_QLINEAR_LUQ_H
