@@ -58,8 +58,11 @@ float lb_power_level(int32_t k, float gmax, float delta, double a)
     return (float)((double)gmax * pow(v, 1.0 / a));
 }
 
-lb_status lb_power_quantize_ref(lb_ctx *ctx, int bits, double a, const lb_qgroups *groups, const float *w,
-                                float *gmax, int8_t *codes, float *what)
+lb_status lb_power_quantize_ref(lb_ctx *ctx, int bits, double a, const lb_qgroups *groups,
+                                const float *w, // (outer, groups, inner)
+                                float *gmax,    // (groups,) out
+                                int8_t *codes,  // (outer, groups, inner) out
+                                float *what)    // (outer, groups, inner) out, may be NULL
 {
     lb_status st = check_power_args(ctx, bits, a, groups, "power quantize");
     if (st != LB_OK) return st;

@@ -186,8 +186,11 @@ static lb_status check_group_args(lb_ctx *ctx, const lb_uniform_config *cfg, con
 
 /* Shared loop of quantize and fake-quant: codes and/or xhat may be NULL. */
 static lb_status quantize_loop(lb_ctx *ctx, const lb_uniform_config *cfg, const lb_qgroups *groups,
-                               const float *x, const float *scale, const int32_t *zero_point,
-                               int32_t *codes, float *xhat, const char *what)
+                               const float *x,              // (outer, groups, inner)
+                               const float *scale,          // (groups,)
+                               const int32_t *zero_point,   // (groups,) or NULL
+                               int32_t *codes, float *xhat, // (outer, groups, inner), either may be NULL
+                               const char *what)
 {
     int32_t qmin, qmax;
     lb_status st = lb_uniform_code_range(ctx, cfg, &qmin, &qmax);

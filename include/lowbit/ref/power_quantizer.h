@@ -174,7 +174,8 @@ lb_status lb_nupes_backward_ref(lb_ctx *ctx, int bits, double theta, double a_mi
 
 /* Output reconstruction loss of one linear layer on calibration inputs:
  * L = sum_(t,n) ((X W^T)_(t,n) - (X Ŵ^T)_(t,n))², and G = dL/dŴ = 2 E^T X with
- * E = X Ŵ^T - X W^T, all in double (sums in increasing index).
+ * E = X Ŵ^T - X W^T, evaluated as E[t,n] = sum_k X[t,k] (Ŵ[n,k] - W[n,k]); all
+ * in double, sums in increasing index.
  * X (T, K), W and Ŵ (Nout, K), grad_what (Nout, K) out (may be NULL). */
 lb_status lb_nupes_recon_loss_ref(lb_ctx *ctx, int64_t T, int64_t Nout, int64_t K, const float *X,
                                   const float *W, const float *what, double *loss, float *grad_what);
