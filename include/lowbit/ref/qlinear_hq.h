@@ -155,7 +155,8 @@ lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
                                     int64_t N, int64_t D, int64_t C, const float *x, const float *w,
                                     const float *b, float *y, int32_t *z);
 
-/* Backward (see above) for the state's last forward: grad_y (N, C) in;
+/* Backward (see above) for the state's last forward, with the same cfg as
+ * that forward (range and rounding decide the LSQ masks): grad_y (N, C) in;
  * grad_x (N, D), grad_w (C, D), grad_b (C, may be NULL), *grad_step_x,
  * *grad_step_w out (either may be NULL); trace may be NULL. */
 lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const lb_hq_state *state,
