@@ -184,53 +184,87 @@ int64_t lb_packed_i8_n(const lb_packed_i8 *p) { return p ? p->N : 0; }
 
 /* ------------------------------------------------------------ A packing */
 
-/* Element A(m, k) of op(A) (M, K) stored as fmt/trans_a. */
-static inline __attribute__((always_inline)) int8_t a_elem(lb_int_format fmt, int trans_a,
-                                                           const void *A, int64_t M, int64_t K,
-                                                           int64_t m, int64_t k)
-{
-    int64_t e = trans_a ? k * M + m : m * K + k;
-    return fmt == LB_INT_S4 ? s4_get((const uint8_t *)A, e) : ((const int8_t *)A)[e];
-}
+/* Converts an int8 A value to the panel encoding of `kind`. */
+#define A_STORE(kind, dst, idx, v)                                                          \
+    do {                                                                                    \
+        if ((kind) == LB_APACK_U8X) ((uint8_t *)(dst))[idx] = (uint8_t)((uint8_t)(v) ^ 0x80u); \
+        else if ((kind) == LB_APACK_S16) ((int16_t *)(void *)(dst))[idx] = (int16_t)(v);    \
+        else ((int8_t *)(dst))[idx] = (int8_t)(v);                                          \
+    } while (0)
 
-/* Packs rows m0 .. m0+mc-1 of op(A) into mc_pad / MR panels (kgroups, MR, G),
- * rows past M and k past K padded with the kind's encoding of 0. */
+/* Packs rows m0 .. m0+mc-1 of op(A) into ceil(mc / MR) panels (kgroups, MR,
+ * G), rows past mc and k past K padded with the kind's encoding of 0. The
+ * always_inline body is instantiated per (kind, fmt, trans_a) so the inner
+ * loops have no run-time branches: int8 rows are read contiguously
+ * (trans_a = 0: along k; trans_a = 1: MR consecutive m for each k). */
 static inline __attribute__((always_inline)) void
-pack_a_block(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_a, const void *A, int64_t M,
+pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const void *A, int64_t M,
              int64_t K, int64_t kgroups, int64_t m0, int64_t mc, unsigned char *dst)
 {
-    const int MR = kn->mr, G = kn->g;
+    const int G = kind == LB_APACK_U8X ? 4 : kind == LB_APACK_S16 ? 2 : 1;
+    const int64_t Kp = kgroups * G;
     const int64_t npan = ceil_div(mc, MR);
+    const int8_t *A8 = A;
     for (int64_t pi = 0; pi < npan; pi++) {
+        unsigned char *pd = dst + (size_t)pi * (size_t)(kgroups * MR * G) *
+                                      (kind == LB_APACK_S16 ? 2u : 1u);
+        const int64_t rows = mc - pi * MR < MR ? mc - pi * MR : MR;
+        if (fmt == LB_INT_S8 && trans_a) {
+            /* A stored (K, M): MR consecutive bytes per k. */
+            for (int64_t k = 0; k < Kp; k++) {
+                const int64_t base = (k / G) * MR * G + k % G;
+                const int8_t *src = A8 + k * M + m0 + pi * MR;
+                for (int r = 0; r < MR; r++) {
+                    const int8_t v = (k < K && r < rows) ? src[r] : 0;
+                    A_STORE(kind, pd, base + r * G, v);
+                }
+            }
+            continue;
+        }
         for (int r = 0; r < MR; r++) {
             const int64_t m = m0 + pi * MR + r;
-            const int row_ok = (pi * MR + r) < mc && m < M;
-            for (int64_t kg = 0; kg < kgroups; kg++) {
-                const int64_t base = ((pi * kgroups + kg) * MR + r) * G;
-                for (int i = 0; i < G; i++) {
-                    const int64_t k = kg * G + i;
-                    const int8_t v = (row_ok && k < K) ? a_elem(fmt, trans_a, A, M, K, m, k) : 0;
-                    switch (kn->a_kind) {
-                    case LB_APACK_U8X: dst[base + i] = (unsigned char)((uint8_t)v ^ 0x80u); break;
-                    case LB_APACK_S16: ((int16_t *)(void *)dst)[base + i] = v; break;
-                    default: ((int8_t *)dst)[base + i] = v; break;
-                    }
+            if (r >= rows) {
+                for (int64_t k = 0; k < Kp; k++) A_STORE(kind, pd, (k / G * MR + r) * G + k % G, 0);
+                continue;
+            }
+            if (fmt == LB_INT_S8) {
+                /* A stored (M, K): one contiguous row. */
+                const int8_t *src = A8 + m * K;
+                int64_t kg = 0;
+                for (; kg < K / G; kg++)
+                    for (int i = 0; i < G; i++) A_STORE(kind, pd, (kg * MR + r) * G + i, src[kg * G + i]);
+                for (int64_t k = kg * G; k < Kp; k++)
+                    A_STORE(kind, pd, (k / G * MR + r) * G + k % G, k < K ? src[k] : 0);
+            } else {
+                for (int64_t k = 0; k < Kp; k++) {
+                    const int64_t e = trans_a ? k * M + m : m * K + k;
+                    A_STORE(kind, pd, (k / G * MR + r) * G + k % G,
+                            k < K ? s4_get((const uint8_t *)A, e) : 0);
                 }
             }
         }
     }
 }
 
+#define PACK_A_FORMATS(kind)                                                                  \
+    do {                                                                                      \
+        if (fmt == LB_INT_S4)                                                                 \
+            pack_a_block(kind, LB_INT_S4, trans_a, MR, A, M, K, kgroups, m0, mc, dst);        \
+        else if (trans_a)                                                                     \
+            pack_a_block(kind, LB_INT_S8, 1, MR, A, M, K, kgroups, m0, mc, dst);              \
+        else                                                                                  \
+            pack_a_block(kind, LB_INT_S8, 0, MR, A, M, K, kgroups, m0, mc, dst);              \
+    } while (0)
+
 static void pack_a_dispatch(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_a,
                             const void *A, int64_t M, int64_t K, int64_t kgroups, int64_t m0,
                             int64_t mc, unsigned char *dst)
 {
-    if (fmt == LB_INT_S4) {
-        if (trans_a) pack_a_block(kn, LB_INT_S4, 1, A, M, K, kgroups, m0, mc, dst);
-        else pack_a_block(kn, LB_INT_S4, 0, A, M, K, kgroups, m0, mc, dst);
-    } else {
-        if (trans_a) pack_a_block(kn, LB_INT_S8, 1, A, M, K, kgroups, m0, mc, dst);
-        else pack_a_block(kn, LB_INT_S8, 0, A, M, K, kgroups, m0, mc, dst);
+    const int MR = kn->mr;
+    switch (kn->a_kind) {
+    case LB_APACK_U8X: PACK_A_FORMATS(LB_APACK_U8X); break;
+    case LB_APACK_S16: PACK_A_FORMATS(LB_APACK_S16); break;
+    default: PACK_A_FORMATS(LB_APACK_S8); break;
     }
 }
 

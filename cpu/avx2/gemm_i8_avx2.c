@@ -59,7 +59,7 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
                                                        int32_t *c, int64_t ldc, int nr)
 {
     __m256i acc0[MR], acc1[MR];
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_si256();
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_si256();
     const int16_t *b16 = b_panel;
     const uint8_t *b4 = b_panel;
     const __m128i low4 = _mm_set1_epi8(0x0F);
@@ -73,13 +73,13 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
             b0 = _mm256_loadu_si256((const __m256i *)(const void *)(b16 + k * 32));
             b1 = _mm256_loadu_si256((const __m256i *)(const void *)(b16 + k * 32 + 16));
         }
-        for (int r = 0; r < mr; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
             const __m256i av = bcast_pair(a + (k * MR + r) * 2);
             acc0[r] = _mm256_add_epi32(acc0[r], _mm256_madd_epi16(av, b0));
             acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(av, b1));
         }
     }
-    for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc0[r], acc1[r], nr);
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc0[r], acc1[r], nr);
 }
 
 #define TILE_CASES(S4)                                                                     \

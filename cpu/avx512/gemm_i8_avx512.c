@@ -59,7 +59,7 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
                                                        int32_t *c, int64_t ldc, int nr)
 {
     __m512i acc0[MR], acc1[MR];
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
     const int16_t *b16 = b_panel;
     const uint8_t *b4 = b_panel;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
@@ -73,13 +73,13 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
             b0 = _mm512_loadu_si512((const void *)(b16 + k * 64));
             b1 = _mm512_loadu_si512((const void *)(b16 + k * 64 + 32));
         }
-        for (int r = 0; r < mr; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
             const __m512i av = bcast_pair(a + (k * MR + r) * 2);
             acc0[r] = _mm512_add_epi32(acc0[r], _mm512_madd_epi16(av, b0));
             acc1[r] = _mm512_add_epi32(acc1[r], _mm512_madd_epi16(av, b1));
         }
     }
-    for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc0[r], acc1[r], nr);
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc0[r], acc1[r], nr);
 }
 
 #define TILE_CASES(S4)                                                                     \

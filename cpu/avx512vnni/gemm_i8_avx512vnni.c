@@ -63,7 +63,7 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
                                                        int64_t ldc, int nr)
 {
     __m512i acc0[MR], acc1[MR];
-    for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
     const int8_t *b8 = b_panel;
     const uint8_t *b4 = b_panel;
     const __m512i low4 = _mm512_set1_epi8(0x0F);
@@ -77,7 +77,7 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
             b0 = _mm512_loadu_si512((const void *)(b8 + k * 128));
             b1 = _mm512_loadu_si512((const void *)(b8 + k * 128 + 64));
         }
-        for (int r = 0; r < mr; r++) {
+        _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) {
             const __m512i av = bcast_quad(a + (k * MR + r) * 4);
             acc0[r] = _mm512_dpbusd_epi32(acc0[r], av, b0);
             acc1[r] = _mm512_dpbusd_epi32(acc1[r], av, b1);
@@ -85,7 +85,7 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
     }
     const __m512i comp0 = _mm512_loadu_si512((const void *)comp);
     const __m512i comp1 = _mm512_loadu_si512((const void *)(comp + 16));
-    for (int r = 0; r < mr; r++)
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
         store_row(c + r * ldc, _mm512_sub_epi32(acc0[r], comp0), _mm512_sub_epi32(acc1[r], comp1),
                   nr);
 }
