@@ -14,6 +14,7 @@
 #define OP_GROUP(g) \
     extern const op_def ops_##g[] __attribute__((weak)); \
     extern const size_t ops_##g##_count __attribute__((weak));
+OP_GROUP(core)
 OP_GROUP(xi)
 OP_GROUP(luq)
 OP_GROUP(attention)
@@ -25,6 +26,7 @@ typedef struct op_table {
 } op_table;
 
 static const op_table tables[] = {
+    {ops_core, &ops_core_count},
     {ops_xi, &ops_xi_count},
     {ops_luq, &ops_luq_count},
     {ops_attention, &ops_attention_count},
