@@ -85,26 +85,47 @@ static lb_status run_once(runner *r)
     }
 }
 
-/* Median seconds per call; 0 on error. */
-static double time_median(runner *r, int repeats, double min_time)
-{
-    for (int i = 0; i < 2; i++)
-        if (run_once(r) != LB_OK) return 0;
-    double t0 = now_seconds();
-    if (run_once(r) != LB_OK) return 0;
-    double one = now_seconds() - t0;
-    int64_t calls = one > 0 ? (int64_t)ceil(min_time / one) : 1;
-    if (calls < 1) calls = 1;
+/* A runner's timing state: calls per sample and the samples taken. */
+typedef struct timed {
+    runner r;
+    int64_t calls;
     double samples[64];
-    if (repeats > 64) repeats = 64;
-    for (int s = 0; s < repeats; s++) {
-        t0 = now_seconds();
-        for (int64_t c = 0; c < calls; c++)
-            if (run_once(r) != LB_OK) return 0;
-        samples[s] = (now_seconds() - t0) / (double)calls;
+    int nsamples;
+} timed;
+
+/* Warms up (2 calls) and sizes a sample to last >= min_time. */
+static lb_status timed_prepare(timed *t, double min_time)
+{
+    for (int i = 0; i < 2; i++) {
+        lb_status st = run_once(&t->r);
+        if (st != LB_OK) return st;
     }
-    qsort(samples, (size_t)repeats, sizeof samples[0], cmp_double);
-    return samples[repeats / 2];
+    double t0 = now_seconds();
+    lb_status st = run_once(&t->r);
+    const double one = now_seconds() - t0;
+    t->calls = one > 0 ? (int64_t)ceil(min_time / one) : 1;
+    if (t->calls < 1) t->calls = 1;
+    t->nsamples = 0;
+    return st;
+}
+
+/* One sample: seconds per call over t->calls back-to-back calls. */
+static lb_status timed_sample(timed *t)
+{
+    const double t0 = now_seconds();
+    for (int64_t c = 0; c < t->calls; c++) {
+        lb_status st = run_once(&t->r);
+        if (st != LB_OK) return st;
+    }
+    if (t->nsamples < 64) t->samples[t->nsamples++] = (now_seconds() - t0) / (double)t->calls;
+    return LB_OK;
+}
+
+static double median(double *v, int n)
+{
+    if (n < 1) return 0;
+    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    return v[n / 2];
 }
 
 /* First index where got != want, or -1. */
@@ -132,42 +153,88 @@ static int64_t check_sgemm(const float *Cf, const int32_t *want, const int8_t *X
     return bad;
 }
 
-typedef struct result_row {
-    char kernel[64];
-    const char *isa;
-    double gops, peak;
-} result_row;
+static const lb_isa vector_paths[] = {LB_ISA_AVX2, LB_ISA_AVX512, LB_ISA_AVX512VNNI};
 
-static void print_row(FILE *csv, int threads, const int64_t *shape, const result_row *row,
-                      double onednn_gops, double sgemm_gops, int first)
+#define MAX_TIMED 12
+
+/* The operands of one shape, its reference results and float copies. */
+typedef struct shape_data {
+    int64_t M, N, K;
+    int8_t *X, *W, *W4v; /* W4v: the int4 weights as int8 values */
+    uint8_t *W4;         /* packed int4 weights */
+    int32_t *C, *ref, *ref4;
+    float *Xf, *Wf, *Cf;
+} shape_data;
+
+static void shape_free(shape_data *d)
 {
-    char shape_s[64];
-    snprintf(shape_s, sizeof shape_s, "%lldx%lldx%lld", (long long)shape[0], (long long)shape[1],
-             (long long)shape[2]);
-    char peak_s[16] = "-", vd_s[16] = "-", vs_s[16] = "-";
-    if (row->peak > 0) snprintf(peak_s, sizeof peak_s, "%.1f%%", 100.0 * row->gops / row->peak);
-    if (onednn_gops > 0) snprintf(vd_s, sizeof vd_s, "%.2fx", row->gops / onednn_gops);
-    if (sgemm_gops > 0) snprintf(vs_s, sizeof vs_s, "%.2fx", row->gops / sgemm_gops);
-    printf("%-18s %3d  %-34s %-11s %8.1f %8s %9s %9s\n", first ? shape_s : "", threads,
-           row->kernel, row->isa, row->gops, peak_s, vd_s, vs_s);
-    if (csv)
-        fprintf(csv, "%lld,%lld,%lld,%d,%s,%s,%.3f,%.3f,%.4f,%.4f,%.4f\n", (long long)shape[0],
-                (long long)shape[1], (long long)shape[2], threads, row->kernel, row->isa,
-                row->gops, row->peak, row->peak > 0 ? row->gops / row->peak : 0.0,
-                onednn_gops > 0 ? row->gops / onednn_gops : 0.0,
-                sgemm_gops > 0 ? row->gops / sgemm_gops : 0.0);
+    lb_free(d->X);
+    lb_free(d->W);
+    lb_free(d->W4v);
+    lb_free(d->W4);
+    lb_free(d->C);
+    lb_free(d->ref);
+    lb_free(d->ref4);
+    lb_free(d->Xf);
+    lb_free(d->Wf);
+    lb_free(d->Cf);
 }
 
-static const lb_isa vector_paths[] = {LB_ISA_AVX2, LB_ISA_AVX512, LB_ISA_AVX512VNNI};
+static int shape_make(lb_ctx *ctx, int64_t M, int64_t N, int64_t K, int wmax, shape_data *d)
+{
+    memset(d, 0, sizeof *d);
+    d->M = M, d->N = N, d->K = K;
+    d->X = lb_alloc((size_t)(M * K));
+    d->W = lb_alloc((size_t)(N * K));
+    d->W4v = lb_alloc((size_t)(N * K));
+    d->W4 = lb_calloc((size_t)lb_s4_bytes(N * K), 1);
+    d->C = lb_alloc((size_t)(M * N) * sizeof(int32_t));
+    d->ref = lb_alloc((size_t)(M * N) * sizeof(int32_t));
+    d->ref4 = lb_alloc((size_t)(M * N) * sizeof(int32_t));
+    d->Xf = lb_alloc((size_t)(M * K) * sizeof(float));
+    d->Wf = lb_alloc((size_t)(N * K) * sizeof(float));
+    d->Cf = lb_alloc((size_t)(M * N) * sizeof(float));
+    if (!d->X || !d->W || !d->W4v || !d->W4 || !d->C || !d->ref || !d->ref4 || !d->Xf || !d->Wf ||
+        !d->Cf) {
+        fprintf(stderr, "lowbit bench: out of memory for %lldx%lldx%lld\n", (long long)M,
+                (long long)N, (long long)K);
+        return 1;
+    }
+    for (int64_t i = 0; i < M * K; i++) {
+        d->X[i] = (int8_t)((int)(lb_rng_u32(11, 1, (uint64_t)i) & 255u) - 128);
+        d->Xf[i] = d->X[i];
+    }
+    for (int64_t i = 0; i < N * K; i++) {
+        const uint32_t r = lb_rng_u32(11, 2, (uint64_t)i);
+        d->W[i] = (int8_t)((int)(r % (uint32_t)(2 * wmax + 1)) - wmax);
+        d->Wf[i] = d->W[i];
+        d->W4v[i] = (int8_t)((int)(r & 15u) - 8);
+        d->W4[i / 2] |= (uint8_t)(((unsigned)d->W4v[i] & 15u) << ((i & 1) ? 4 : 0));
+    }
+    if (lb_gemm_i8_ref(ctx, 0, 1, M, N, K, d->X, d->W, d->ref) != LB_OK ||
+        lb_gemm_i8_ref(ctx, 0, 1, M, N, K, d->X, d->W4v, d->ref4) != LB_OK) {
+        fprintf(stderr, "lowbit bench: reference: %s\n", lb_ctx_error(ctx));
+        return 1;
+    }
+    return 0;
+}
+
+/* One row of the table. */
+typedef struct bench_row {
+    char kernel[64];
+    const char *isa;
+    lb_isa peak_isa; /* whose peak the %peak column uses (LB_ISA_AUTO: none) */
+    int is_onednn, is_sgemm;
+    timed t;
+    lb_packed_i8 *packed;
+    lb_onednn_gemm_i8 *onednn;
+} bench_row;
 
 int bench_gemm_i8(const bench_gemm_i8_opts *o)
 {
     lb_ctx *ctx = NULL;
-    if (lb_ctx_create(&ctx) != LB_OK) {
-        fprintf(stderr, "lowbit bench: %s\n", lb_ctx_error(ctx));
-        lb_ctx_free(ctx);
-        return 1;
-    }
+    if (lb_ctx_create(&ctx) != LB_OK) lb_ctx_clear_error(ctx); /* LOWBIT_ISA is ignored here */
+    if (!ctx) return 1;
     lb_ctx_set_isa(ctx, LB_ISA_AUTO); /* each path is forced explicitly below */
     FILE *csv = NULL;
     if (o->csv_path) {
@@ -177,16 +244,17 @@ int bench_gemm_i8(const bench_gemm_i8_opts *o)
             lb_ctx_free(ctx);
             return 1;
         }
-        fprintf(csv, "M,N,K,threads,kernel,isa,gops,peak_gops,frac_peak,vs_onednn,vs_sgemm\n");
+        fprintf(csv, "M,N,K,threads,kernel,isa,gops,peak_isa,peak_gops,frac_peak,vs_onednn,"
+                     "vs_sgemm\n");
     }
-    /* Which cpu paths to time. */
-    lb_isa paths[5];
+    /* Which cpu paths to time (default: the vector paths; scalar only when it is all). */
+    const lb_isa best = lb_cpu_best_isa();
+    lb_isa paths[4];
     int npaths = 0;
     const lb_isa all[] = {LB_ISA_SCALAR, LB_ISA_AVX2, LB_ISA_AVX512, LB_ISA_AVX512VNNI};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const int wanted = o->isa_mask ? (int)((o->isa_mask >> all[i]) & 1u)
-                                       : (all[i] != LB_ISA_SCALAR ||
-                                          lb_cpu_best_isa() == LB_ISA_SCALAR);
+                                       : (all[i] != LB_ISA_SCALAR || best == LB_ISA_SCALAR);
         if (!wanted) continue;
         if (!lb_cpu_isa_available(all[i])) {
             if (o->isa_mask)
@@ -196,14 +264,24 @@ int bench_gemm_i8(const bench_gemm_i8_opts *o)
         }
         paths[npaths++] = all[i];
     }
-    const lb_isa best = lb_cpu_best_isa();
+    lb_isa peaks[3];
+    int npeaks = 0;
+    for (size_t p = 0; p < sizeof vector_paths / sizeof vector_paths[0]; p++)
+        if (lb_cpu_isa_available(vector_paths[p])) peaks[npeaks++] = vector_paths[p];
     const int onednn = lb_onednn_available(), onednn_exact = lb_onednn_int8_exact();
     const int wmax = (onednn && !onednn_exact) ? 64 : 127;
+
     printf("lowbit %s int8 GEMM benchmark: C = X (M,K) · W^T, W (N,K); GOP/s = 2·M·N·K / time\n",
            lb_version());
     printf("cpu paths: best %s; timed:", lb_isa_name(best));
     for (int i = 0; i < npaths; i++)
         printf(" %s (%s)", lb_isa_name(paths[i]), lb_gemm_i8_kernel_name(paths[i]));
+    printf("\nint8 peak probes:");
+    for (size_t p = 0; p < sizeof vector_paths / sizeof vector_paths[0]; p++)
+        printf(" %s %s", lb_isa_name(vector_paths[p]),
+               lb_cpu_isa_available(vector_paths[p]) ? "yes"
+               : lb_gemm_i8_kernel_name(vector_paths[p])[0] ? "n/a (CPU lacks it)"
+                                                            : "n/a (not built)");
     printf("\noneDNN: %s; OpenBLAS sgemm: %s\n",
            onednn ? (onednn_exact ? "yes (VNNI: exact for all int8)"
                                   : "yes (no VNNI: exact only for |W| <= 64)")
@@ -214,178 +292,183 @@ int bench_gemm_i8(const bench_gemm_i8_opts *o)
            "not built"
 #endif
     );
-    printf("data: X in [-128, 127], W in [-%d, %d]; median of %d samples of >= %.2f s\n", wmax,
-           wmax, o->repeats, o->min_time);
+    printf("data: X in [-128, 127], W in [-%d, %d]; %d interleaved rounds, one sample of >= %.2f s "
+           "per kernel and peak probe per round; medians\n",
+           wmax, wmax, o->repeats, o->min_time);
+    printf("\n%-16s %3s  %-34s %-10s %8s %7s %9s %8s\n", "shape MxNxK", "thr", "kernel", "isa",
+           "GOP/s", "%peak", "vs oneDNN", "vs sgemm");
 
     int status = 0;
-    for (int ti = 0; ti < o->nthreads; ti++) {
-        /* Peaks per thread count. */
-        double peak[5] = {0};
-        if (lb_ctx_set_threads(ctx, o->threads[ti]) != LB_OK) {
-            fprintf(stderr, "lowbit bench: %s\n", lb_ctx_error(ctx));
+    for (int si = 0; si < o->nshapes && status == 0; si++) {
+        shape_data d;
+        if (shape_make(ctx, o->shapes[si][0], o->shapes[si][1], o->shapes[si][2], wmax, &d)) {
+            shape_free(&d);
             status = 1;
-            goto out;
+            break;
         }
-        printf("\nthreads %d: measured int8 peaks (GOP/s, median of %d):", o->threads[ti], o->repeats);
-        for (size_t p = 0; p < sizeof vector_paths / sizeof vector_paths[0]; p++) {
-            const lb_isa isa = vector_paths[p];
-            if (!lb_cpu_isa_available(isa)) {
-                printf(" %s n/a (%s)", lb_isa_name(isa),
-                       lb_gemm_i8_kernel_name(isa)[0] ? "CPU lacks it" : "not built");
-                continue;
-            }
-            double s[64];
-            int n = o->repeats > 64 ? 64 : o->repeats;
-            for (int r = 0; r < n; r++)
-                if (lb_cpu_int8_peak(ctx, isa, o->min_time, &s[r]) != LB_OK) s[r] = 0;
-            qsort(s, (size_t)n, sizeof s[0], cmp_double);
-            peak[isa] = s[n / 2];
-            printf(" %s %.1f", lb_isa_name(isa), peak[isa]);
-        }
-        printf("\n");
-        if (csv)
-            for (size_t p = 0; p < sizeof vector_paths / sizeof vector_paths[0]; p++)
-                if (peak[vector_paths[p]] > 0)
-                    fprintf(csv, "0,0,0,%d,peak,%s,%.3f,%.3f,1,0,0\n", o->threads[ti],
-                            lb_isa_name(vector_paths[p]), peak[vector_paths[p]],
-                            peak[vector_paths[p]]);
-        peak[LB_ISA_AUTO] = peak[best];
-        printf("%-18s %3s  %-34s %-11s %8s %8s %9s %9s\n", "shape MxNxK", "thr", "kernel", "isa",
-               "GOP/s", "%peak", "vs oneDNN", "vs sgemm");
-
-        for (int si = 0; si < o->nshapes; si++) {
-            const int64_t M = o->shapes[si][0], N = o->shapes[si][1], K = o->shapes[si][2];
-            const double ops = 2.0 * (double)M * (double)N * (double)K;
-            int8_t *X = lb_alloc((size_t)(M * K)), *W = lb_alloc((size_t)(N * K));
-            uint8_t *W4 = lb_calloc((size_t)lb_s4_bytes(N * K), 1);
-            int8_t *W4v = lb_alloc((size_t)(N * K));
-            int32_t *C = lb_alloc((size_t)(M * N) * sizeof(int32_t));
-            int32_t *ref = lb_alloc((size_t)(M * N) * sizeof(int32_t));
-            int32_t *ref4 = lb_alloc((size_t)(M * N) * sizeof(int32_t));
-            float *Xf = lb_alloc((size_t)(M * K) * sizeof(float));
-            float *Wf = lb_alloc((size_t)(N * K) * sizeof(float));
-            float *Cf = lb_alloc((size_t)(M * N) * sizeof(float));
-            if (!X || !W || !W4 || !W4v || !C || !ref || !ref4 || !Xf || !Wf || !Cf) {
-                fprintf(stderr, "lowbit bench: out of memory for %lldx%lldx%lld\n", (long long)M,
-                        (long long)N, (long long)K);
+        const int64_t M = d.M, N = d.N, K = d.K;
+        const double ops = 2.0 * (double)M * (double)N * (double)K;
+        char shape_s[64];
+        snprintf(shape_s, sizeof shape_s, "%lldx%lldx%lld", (long long)M, (long long)N,
+                 (long long)K);
+        for (int ti = 0; ti < o->nthreads && status == 0; ti++) {
+            const int threads = o->threads[ti];
+            if (lb_ctx_set_threads(ctx, threads) != LB_OK) {
+                fprintf(stderr, "lowbit bench: %s\n", lb_ctx_error(ctx));
                 status = 1;
+                break;
             }
-            result_row rows[16];
+            bench_row rows[MAX_TIMED];
             int nrows = 0;
-            double onednn_gops = 0, sgemm_gops = 0;
-            for (int64_t i = 0; status == 0 && i < M * K; i++) {
-                X[i] = (int8_t)((int)(lb_rng_u32(11, 1, (uint64_t)i) & 255u) - 128);
-                Xf[i] = X[i];
-            }
-            for (int64_t i = 0; status == 0 && i < N * K; i++) {
-                const uint32_t r = lb_rng_u32(11, 2, (uint64_t)i);
-                W[i] = (int8_t)((int)(r % (uint32_t)(2 * wmax + 1)) - wmax);
-                Wf[i] = W[i];
-                W4v[i] = (int8_t)((int)(r & 15u) - 8);
-                W4[i / 2] |= (uint8_t)(((unsigned)W4v[i] & 15u) << ((i & 1) ? 4 : 0));
-            }
-            if (status == 0) {
-                lb_gemm_i8_ref(ctx, 0, 1, M, N, K, X, W, ref);
-                lb_gemm_i8_ref(ctx, 0, 1, M, N, K, X, W4v, ref4);
-            }
-            /* Our kernels: every timed path with int8 weights; int4 weights on the best. */
-            for (int p = 0; status == 0 && p < npaths; p++) {
-                for (int w4 = 0; w4 <= (paths[p] == best ? 1 : 0); w4++) {
+            memset(rows, 0, sizeof rows);
+            /* lowbit: every timed path with int8 weights; int4 weights on the best. */
+            for (int p = 0; p < npaths && status == 0; p++) {
+                for (int w4 = 0; w4 <= (paths[p] == best ? 1 : 0) && status == 0; w4++) {
+                    bench_row *row = &rows[nrows++];
+                    snprintf(row->kernel, sizeof row->kernel, "lowbit %s%s",
+                             lb_gemm_i8_kernel_name(paths[p]), w4 ? " int4-W" : "");
+                    row->isa = lb_isa_name(paths[p]);
+                    row->peak_isa = paths[p] == LB_ISA_SCALAR ? LB_ISA_AUTO : paths[p];
                     lb_ctx_set_isa(ctx, paths[p]);
-                    lb_packed_i8 *packed = NULL;
                     lb_status st = lb_gemm_i8_pack_b(ctx, w4 ? LB_INT_S4 : LB_INT_S8, 1, K, N,
-                                                     w4 ? (const void *)W4 : (const void *)W,
-                                                     &packed);
-                    runner r = {ctx, 0, LB_INT_S8, M, N, K, X, packed, NULL, NULL, NULL, NULL, C};
-                    if (st == LB_OK) st = run_once(&r);
+                                                     w4 ? (const void *)d.W4 : (const void *)d.W,
+                                                     &row->packed);
+                    lb_ctx_set_isa(ctx, LB_ISA_AUTO);
+                    runner r = {ctx, 0, LB_INT_S8, M, N, K, d.X, row->packed, NULL, NULL, NULL,
+                                NULL, d.C};
+                    row->t.r = r;
+                    if (st == LB_OK) st = timed_prepare(&row->t, o->min_time);
+                    const int32_t *want = w4 ? d.ref4 : d.ref;
+                    const int64_t bad = st == LB_OK ? first_mismatch(d.C, want, M * N) : -1;
                     if (st != LB_OK) {
                         fprintf(stderr, "lowbit bench: %s: %s\n", lb_status_str(st),
                                 lb_ctx_error(ctx));
                         status = 1;
-                    } else {
-                        int64_t bad = first_mismatch(C, w4 ? ref4 : ref, M * N);
-                        if (bad >= 0) {
-                            fprintf(stderr,
-                                    "lowbit bench: %s path%s differs from the reference at "
-                                    "C[%lld][%lld] (%d vs %d)\n",
-                                    lb_isa_name(paths[p]), w4 ? " (int4 W)" : "",
-                                    (long long)(bad / N), (long long)(bad % N), C[bad],
-                                    (w4 ? ref4 : ref)[bad]);
-                            status = 1;
-                        } else {
-                            double t = time_median(&r, o->repeats, o->min_time);
-                            result_row *row = &rows[nrows++];
-                            snprintf(row->kernel, sizeof row->kernel, "lowbit %s%s",
-                                     lb_gemm_i8_kernel_name(paths[p]), w4 ? " int4-W" : "");
-                            row->isa = lb_isa_name(paths[p]);
-                            row->gops = t > 0 ? ops / t / 1e9 : 0;
-                            row->peak = peak[paths[p]];
-                        }
+                    } else if (bad >= 0) {
+                        fprintf(stderr,
+                                "lowbit bench: %s differs from the reference at C[%lld][%lld] "
+                                "(%d vs %d)\n",
+                                row->kernel, (long long)(bad / N), (long long)(bad % N), d.C[bad],
+                                want[bad]);
+                        status = 1;
                     }
-                    lb_packed_i8_free(packed);
-                    lb_ctx_set_isa(ctx, LB_ISA_AUTO);
                 }
             }
-            /* oneDNN u8·s8 with weights reordered once. */
+            /* oneDNN u8·s8 with weights reordered once (not timed). */
             if (status == 0 && onednn) {
-                lb_onednn_gemm_i8 *g = NULL;
-                lb_status st = lb_onednn_gemm_i8_create(ctx, 0, 1, M, N, K, W, &g);
-                runner r = {ctx, 1, LB_INT_S8, M, N, K, X, NULL, g, NULL, NULL, NULL, C};
-                if (st == LB_OK) st = run_once(&r);
+                bench_row *row = &rows[nrows];
+                lb_status st = lb_onednn_gemm_i8_create(ctx, 0, 1, M, N, K, d.W, &row->onednn);
+                runner r = {ctx, 1, LB_INT_S8, M, N, K, d.X, NULL, row->onednn, NULL, NULL, NULL,
+                            d.C};
+                row->t.r = r;
+                if (st == LB_OK) st = timed_prepare(&row->t, o->min_time);
                 if (st != LB_OK) {
                     printf("note: oneDNN: %s: %s\n", lb_status_str(st), lb_ctx_error(ctx));
-                } else if (first_mismatch(C, ref, M * N) >= 0) {
+                    lb_onednn_gemm_i8_free(row->onednn);
+                    row->onednn = NULL;
+                } else if (first_mismatch(d.C, d.ref, M * N) >= 0) {
                     fprintf(stderr, "lowbit bench: oneDNN differs from the reference\n");
                     status = 1;
+                    nrows++;
                 } else {
-                    double t = time_median(&r, o->repeats, o->min_time);
-                    result_row *row = &rows[nrows++];
                     snprintf(row->kernel, sizeof row->kernel, "oneDNN u8s8 %s",
-                             lb_onednn_gemm_i8_impl(g));
-                    row->isa = "(oneDNN)";
-                    row->gops = onednn_gops = t > 0 ? ops / t / 1e9 : 0;
-                    row->peak = peak[best];
+                             lb_onednn_gemm_i8_impl(row->onednn));
+                    row->isa = "-";
+                    row->peak_isa = best == LB_ISA_SCALAR ? LB_ISA_AUTO : best;
+                    row->is_onednn = 1;
+                    nrows++;
                 }
-                lb_onednn_gemm_i8_free(g);
             }
             /* OpenBLAS sgemm NT on the same integers. */
             if (status == 0) {
-                runner r = {ctx, 2, LB_INT_S8, M, N, K, NULL, NULL, NULL, Xf, Wf, Cf, NULL};
-                lb_status st = run_once(&r);
+                bench_row *row = &rows[nrows];
+                runner r = {ctx, 2, LB_INT_S8, M, N, K, NULL, NULL, NULL, d.Xf, d.Wf, d.Cf, NULL};
+                row->t.r = r;
+                lb_status st = timed_prepare(&row->t, o->min_time);
                 if (st != LB_OK) {
                     printf("note: sgemm: %s: %s\n", lb_status_str(st), lb_ctx_error(ctx));
-                } else if (check_sgemm(Cf, ref, X, W, M, N, K) > 0) {
+                } else if (check_sgemm(d.Cf, d.ref, d.X, d.W, M, N, K) > 0) {
                     fprintf(stderr, "lowbit bench: sgemm exceeds the fp32 error bound\n");
                     status = 1;
                 } else {
-                    double t = time_median(&r, o->repeats, o->min_time);
-                    result_row *row = &rows[nrows++];
                     snprintf(row->kernel, sizeof row->kernel, "OpenBLAS sgemm NT (fp32)");
-                    row->isa = "(OpenBLAS)";
-                    row->gops = sgemm_gops = t > 0 ? ops / t / 1e9 : 0;
-                    row->peak = 0;
+                    row->isa = "-";
+                    row->peak_isa = LB_ISA_AUTO;
+                    row->is_sgemm = 1;
+                    nrows++;
                 }
             }
-            for (int i = 0; i < nrows; i++)
-                print_row(csv, o->threads[ti], o->shapes[si], &rows[i], onednn_gops, sgemm_gops,
-                          i == 0);
-            fflush(stdout);
-            lb_free(X);
-            lb_free(W);
-            lb_free(W4);
-            lb_free(W4v);
-            lb_free(C);
-            lb_free(ref);
-            lb_free(ref4);
-            lb_free(Xf);
-            lb_free(Wf);
-            lb_free(Cf);
-            if (status) goto out;
+            /* Interleaved rounds: every kernel and peak probe once per round, so a
+             * change in machine load hits all of them alike. */
+            double peak_samples[3][64];
+            for (int round = 0; round < o->repeats && status == 0; round++) {
+                for (int i = 0; i < nrows && status == 0; i++) {
+                    lb_status st = timed_sample(&rows[i].t);
+                    if (st != LB_OK) {
+                        fprintf(stderr, "lowbit bench: %s: %s\n", rows[i].kernel,
+                                lb_ctx_error(ctx));
+                        status = 1;
+                    }
+                }
+                for (int p = 0; p < npeaks && status == 0; p++)
+                    if (lb_cpu_int8_peak(ctx, peaks[p], o->min_time, &peak_samples[p][round]) !=
+                        LB_OK)
+                        peak_samples[p][round] = 0;
+            }
+            if (status == 0) {
+                double peak_of[5] = {0};
+                for (int p = 0; p < npeaks; p++)
+                    peak_of[peaks[p]] = median(peak_samples[p], o->repeats);
+                double onednn_gops = 0, sgemm_gops = 0;
+                double gops[MAX_TIMED];
+                for (int i = 0; i < nrows; i++) {
+                    const double sec = median(rows[i].t.samples, rows[i].t.nsamples);
+                    gops[i] = sec > 0 ? ops / sec / 1e9 : 0;
+                    if (rows[i].is_onednn) onednn_gops = gops[i];
+                    if (rows[i].is_sgemm) sgemm_gops = gops[i];
+                }
+                for (int i = 0; i < nrows; i++) {
+                    const double pk = peak_of[rows[i].peak_isa];
+                    char peak_s[16] = "-", vd_s[16] = "-", vs_s[16] = "-";
+                    if (pk > 0) snprintf(peak_s, sizeof peak_s, "%.1f%%", 100.0 * gops[i] / pk);
+                    if (onednn_gops > 0)
+                        snprintf(vd_s, sizeof vd_s, "%.2fx", gops[i] / onednn_gops);
+                    if (sgemm_gops > 0) snprintf(vs_s, sizeof vs_s, "%.2fx", gops[i] / sgemm_gops);
+                    printf("%-16s %3d  %-34s %-10s %8.1f %7s %9s %8s\n",
+                           (ti == 0 && i == 0) ? shape_s : "", threads, rows[i].kernel,
+                           rows[i].isa, gops[i], peak_s, vd_s, vs_s);
+                    if (csv)
+                        fprintf(csv, "%lld,%lld,%lld,%d,%s,%s,%.3f,%s,%.3f,%.4f,%.4f,%.4f\n",
+                                (long long)M, (long long)N, (long long)K, threads, rows[i].kernel,
+                                rows[i].isa, gops[i],
+                                rows[i].peak_isa == LB_ISA_AUTO ? "-"
+                                                                : lb_isa_name(rows[i].peak_isa),
+                                pk, pk > 0 ? gops[i] / pk : 0.0,
+                                onednn_gops > 0 ? gops[i] / onednn_gops : 0.0,
+                                sgemm_gops > 0 ? gops[i] / sgemm_gops : 0.0);
+                }
+                for (int p = 0; p < npeaks; p++) {
+                    printf("%-16s %3d  %-34s %-10s %8.1f\n", "", threads, "int8 peak probe",
+                           lb_isa_name(peaks[p]), peak_of[peaks[p]]);
+                    if (csv)
+                        fprintf(csv, "%lld,%lld,%lld,%d,peak probe,%s,%.3f,%s,%.3f,1,0,0\n",
+                                (long long)M, (long long)N, (long long)K, threads,
+                                lb_isa_name(peaks[p]), peak_of[peaks[p]], lb_isa_name(peaks[p]),
+                                peak_of[peaks[p]]);
+                }
+                fflush(stdout);
+            }
+            for (int i = 0; i < MAX_TIMED; i++) {
+                lb_packed_i8_free(rows[i].packed);
+                lb_onednn_gemm_i8_free(rows[i].onednn);
+            }
         }
+        shape_free(&d);
     }
-    printf("\n%%peak: of the measured peak of the kernel's own instruction sequence (oneDNN: of the "
-           "best path's);\nvs oneDNN / vs sgemm: throughput ratio to the peer in the same run.\n");
-out:
+    if (status == 0)
+        printf("\n%%peak: of the int8 peak probe of the kernel's own instruction sequence measured "
+               "in the same rounds\n(oneDNN: of the best path's); vs oneDNN / vs sgemm: "
+               "throughput ratio to the peer in the same run.\n");
     if (csv) fclose(csv);
     lb_ctx_free(ctx);
     return status;
