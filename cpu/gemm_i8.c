@@ -11,12 +11,15 @@
  * Compiled without ISA flags: only the micro-kernels are ISA specific.
  *
  * Blocking (shapes only, never the thread count, decide the tiles):
- *   MC rows of A per block: the A block (MC, Kp) fits ~LB_A_BLOCK_BYTES (L2),
- *   NC columns per block: the B block (NC, Kp) fits ~LB_B_BLOCK_BYTES (L2),
- *   tile t = (row block t / ntiles_n, column block t % ntiles_n), split
- *   statically over threads in consecutive runs; a thread repacks its A block
- *   only when its row block changes. Inside a tile: for each B panel (NR
- *   columns) for each MR-row A panel: one micro-kernel call over all of K.
+ *   KC k per K block: a B panel's K block (NR, KC) fits ~16 KiB (L1),
+ *   MC rows of A per block: the A block's K block (MC, KC) fits ~128 KiB (L2),
+ *   NC columns per block: the B block's K block (NC, KC) fits ~512 KiB (L2),
+ *   then MC, NC halved until there are >= 16 tiles (thread balance).
+ *   Tile t = (row block t / tiles_n, column block t % tiles_n), split
+ *   statically over threads in consecutive runs; a thread packs its A block
+ *   (MC, all of K) only when its row block changes. Inside a tile: for each K
+ *   block (in increasing k), for each B panel (NR columns), for each MR-row A
+ *   panel: one micro-kernel call that stores (first K block) or adds into C.
  */
 #include "config.h"
 #include "gemm_i8_kernels.h"
@@ -28,8 +31,10 @@
 #include <omp.h>
 #endif
 
-#define LB_A_BLOCK_BYTES (96 * 1024)
-#define LB_B_BLOCK_BYTES (512 * 1024)
+#define LB_B_PANEL_L1_BYTES (16 * 1024) /* a B panel's K block (int8/int16 layout) */
+#define LB_A_BLOCK_BYTES (128 * 1024)   /* the A block's K block */
+#define LB_B_BLOCK_BYTES (512 * 1024)   /* the B block's K block */
+#define LB_MIN_TILES 16
 
 int64_t lb_s4_bytes(int64_t numel) { return numel <= 0 ? 0 : (numel + 1) / 2; }
 
@@ -286,19 +291,37 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
         return LB_OK;
     }
     const lb_gemm_i8_kernel *kn = B->kernel;
-    const int MR = kn->mr, NR = kn->nr;
+    const int MR = kn->mr, NR = kn->nr, G = kn->g;
     const int64_t kgroups = B->kgroups;
-    const size_t a_panel_bytes =
-        (size_t)kgroups * (size_t)MR * (size_t)kn->g * (kn->a_kind == LB_APACK_S16 ? 2u : 1u);
+    const size_t a_esize = kn->a_kind == LB_APACK_S16 ? 2u : 1u;
+    const size_t a_panel_bytes = (size_t)kgroups * (size_t)MR * (size_t)G * a_esize;
+    /* Bytes of one k-group of a B panel (int4: half of int8). */
+    const size_t b_group_bytes = B->fmt == LB_INT_S4 ? (size_t)NR * (size_t)G / 2
+                                                     : (size_t)NR * (size_t)G * (kn->b_s16 ? 2u : 1u);
 
-    /* Block sizes from the shape alone (never from the thread count). */
-    int64_t mc_panels = (int64_t)(LB_A_BLOCK_BYTES / a_panel_bytes);
+    /* Blocking, from the shape alone (never from the thread count):
+     * KC k-groups per K block so that a B panel's block stays in L1;
+     * MC rows so that the A block's K block stays in L2; NC panels so that
+     * the B block's K block stays in L2; then smaller blocks until there are
+     * at least LB_MIN_TILES tiles, so that threads get balanced work. */
+    int64_t kc = (int64_t)(LB_B_PANEL_L1_BYTES / ((size_t)NR * (size_t)G * (kn->b_s16 ? 2u : 1u)));
+    if (kc < 1) kc = 1;
+    if (kc > kgroups) kc = kgroups;
+    const int64_t m_panels = ceil_div(M, MR);
+    int64_t mc_panels = (int64_t)(LB_A_BLOCK_BYTES / ((size_t)kc * (size_t)MR * (size_t)G * a_esize));
     if (mc_panels < 1) mc_panels = 1;
-    if (mc_panels > ceil_div(M, MR)) mc_panels = ceil_div(M, MR);
-    const int64_t MC = mc_panels * MR;
-    int64_t nc_panels = (int64_t)(LB_B_BLOCK_BYTES / B->panel_bytes);
+    if (mc_panels > m_panels) mc_panels = m_panels;
+    int64_t nc_panels = (int64_t)(LB_B_BLOCK_BYTES / ((size_t)kc * b_group_bytes));
     if (nc_panels < 1) nc_panels = 1;
     if (nc_panels > B->npanels) nc_panels = B->npanels;
+    while (ceil_div(m_panels, mc_panels) * ceil_div(B->npanels, nc_panels) < LB_MIN_TILES) {
+        if (mc_panels >= 4) mc_panels = (mc_panels + 1) / 2;
+        else if (nc_panels >= 2) nc_panels = (nc_panels + 1) / 2;
+        else break;
+    }
+    /* Even out the row blocks: same count, sizes differing by at most one panel. */
+    mc_panels = ceil_div(m_panels, ceil_div(m_panels, mc_panels));
+    const int64_t MC = mc_panels * MR;
     const int64_t tiles_m = ceil_div(M, MC), tiles_n = ceil_div(B->npanels, nc_panels);
     const int64_t tiles = tiles_m * tiles_n;
 
@@ -333,17 +356,25 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
             }
             const int64_t p_end = (tn + 1) * nc_panels < B->npanels ? (tn + 1) * nc_panels
                                                                      : B->npanels;
-            for (int64_t p = tn * nc_panels; p < p_end; p++) {
-                const unsigned char *bp = B->data + (size_t)p * B->panel_bytes;
-                const int32_t *cp = B->comp ? B->comp + p * NR : NULL;
-                const int64_t n0 = p * NR;
-                const int nr = (int)(N - n0 < NR ? N - n0 : NR);
-                for (int64_t r0 = 0; r0 < mc; r0 += MR) {
-                    const int mr = (int)(mc - r0 < MR ? mc - r0 : MR);
-                    const unsigned char *ap = ablock + (size_t)(r0 / MR) * a_panel_bytes;
-                    int32_t *c = C + (m0 + r0) * N + n0;
-                    if (B->fmt == LB_INT_S4) kn->ukernel_s4(kgroups, ap, bp, cp, c, N, mr, nr);
-                    else kn->ukernel_s8(kgroups, ap, bp, cp, c, N, mr, nr);
+            /* Each C element: K blocks in increasing order, all on this thread. */
+            for (int64_t k0 = 0; k0 < kgroups; k0 += kc) {
+                const int64_t kn_groups = kgroups - k0 < kc ? kgroups - k0 : kc;
+                for (int64_t p = tn * nc_panels; p < p_end; p++) {
+                    const unsigned char *bp =
+                        B->data + (size_t)p * B->panel_bytes + (size_t)k0 * b_group_bytes;
+                    const int32_t *cp = B->comp ? B->comp + p * NR : NULL;
+                    const int64_t n0 = p * NR;
+                    const int nr = (int)(N - n0 < NR ? N - n0 : NR);
+                    for (int64_t r0 = 0; r0 < mc; r0 += MR) {
+                        const int mr = (int)(mc - r0 < MR ? mc - r0 : MR);
+                        const unsigned char *ap = ablock + (size_t)(r0 / MR) * a_panel_bytes +
+                                                  (size_t)k0 * (size_t)MR * (size_t)G * a_esize;
+                        int32_t *c = C + (m0 + r0) * N + n0;
+                        if (B->fmt == LB_INT_S4)
+                            kn->ukernel_s4(kn_groups, ap, bp, cp, c, N, mr, nr, k0 > 0);
+                        else
+                            kn->ukernel_s8(kn_groups, ap, bp, cp, c, N, mr, nr, k0 > 0);
+                    }
                 }
             }
         }

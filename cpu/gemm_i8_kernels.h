@@ -2,10 +2,12 @@
  * ISA path, the packed-operand layouts they read, and the driver entry
  * points shared by cpu/dispatch.c and cpu/gemm_i8.c.
  *
- * A micro-kernel computes one MR x NR tile of C over the whole (padded) K:
+ * A micro-kernel computes one MR x NR tile of C over a block of k-groups:
  *
- *   c (mr, ldc) [r][j] = sum over k-groups of a_panel[kg][r][:] · b_panel[kg][j][:]
- *                        - comp[j]                       (r < mr, j < nr)
+ *   t[r][j] = sum over the block's k-groups of a_panel[kg][r][:] · b_panel[kg][j][:]
+ *   c (mr, ldc) [r][j] = t[r][j] - comp[j]     first K block (accumulate == 0)
+ *   c (mr, ldc) [r][j] += t[r][j]              later K blocks (accumulate != 0)
+ *                                              (r < mr, j < nr)
  *
  * with K grouped by G (G = 4 for vpdpbusd quads, 2 for vpmaddwd pairs, 1 for
  * scalar). Panels (both padded with zeros up to whole groups and tiles):
@@ -32,9 +34,11 @@
 #include "lowbit/cpu.h"
 
 /* One MR x NR tile: see above. kgroups >= 1; 1 <= mr <= MR; 1 <= nr <= NR;
- * comp (NR) may be NULL (no compensation). */
+ * comp (NR) may be NULL (no compensation). int32 additions wrap (vector
+ * adds), which is harmless: the final sum fits int32. */
 typedef void (*lb_gemm_i8_ukernel_fn)(int64_t kgroups, const void *a_panel, const void *b_panel,
-                                      const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr);
+                                      const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr,
+                                      int accumulate);
 
 /* How A is packed into (kgroups, MR, G) panels. */
 typedef enum lb_apack_kind {
@@ -79,21 +83,21 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
 
 /* Micro-kernels of each path (generic/ always; the others when compiled). */
 void lb_gemm_i8_ukernel_4x8_generic(int64_t, const void *, const void *, const int32_t *,
-                                    int32_t *, int64_t, int, int);
+                                    int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_4x8_s4b_generic(int64_t, const void *, const void *, const int32_t *,
-                                        int32_t *, int64_t, int, int);
+                                        int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_6x16c2_avx2(int64_t, const void *, const void *, const int32_t *,
-                                    int32_t *, int64_t, int, int);
+                                    int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_6x16c2_s4b_avx2(int64_t, const void *, const void *, const int32_t *,
-                                        int32_t *, int64_t, int, int);
+                                        int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_8x32c2_avx512(int64_t, const void *, const void *, const int32_t *,
-                                      int32_t *, int64_t, int, int);
+                                      int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_8x32c2_s4b_avx512(int64_t, const void *, const void *, const int32_t *,
-                                          int32_t *, int64_t, int, int);
+                                          int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_8x32c4_avx512vnni(int64_t, const void *, const void *, const int32_t *,
-                                          int32_t *, int64_t, int, int);
+                                          int32_t *, int64_t, int, int, int);
 void lb_gemm_i8_ukernel_8x32c4_s4b_avx512vnni(int64_t, const void *, const void *,
-                                              const int32_t *, int32_t *, int64_t, int, int);
+                                              const int32_t *, int32_t *, int64_t, int, int, int);
 
 /* Peak probes: 12 independent chains of the path's multiply-add sequence,
  * `iters` iterations; return a value derived from the accumulators (so the

@@ -38,10 +38,15 @@ static inline __attribute__((always_inline)) __m128i s4_to_s8(__m128i nibbles)
     return _mm_shuffle_epi8(lut, nibbles);
 }
 
+/* Stores a row of the tile (first K block) or adds it to C (later blocks). */
 static inline __attribute__((always_inline)) void store_row(int32_t *c, __m256i v0, __m256i v1,
-                                                            int nr)
+                                                            int nr, int accumulate)
 {
     if (nr == NR) {
+        if (accumulate) {
+            v0 = _mm256_add_epi32(v0, _mm256_loadu_si256((const __m256i *)(const void *)c));
+            v1 = _mm256_add_epi32(v1, _mm256_loadu_si256((const __m256i *)(const void *)(c + 8)));
+        }
         _mm256_storeu_si256((__m256i *)(void *)c, v0);
         _mm256_storeu_si256((__m256i *)(void *)(c + 8), v1);
         return;
@@ -49,6 +54,10 @@ static inline __attribute__((always_inline)) void store_row(int32_t *c, __m256i 
     const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), idx);
     const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), idx);
+    if (accumulate) {
+        v0 = _mm256_add_epi32(v0, _mm256_maskload_epi32((const int *)c, m0));
+        v1 = _mm256_add_epi32(v1, _mm256_maskload_epi32((const int *)(c + 8), m1));
+    }
     _mm256_maskstore_epi32((int *)c, m0, v0);
     _mm256_maskstore_epi32((int *)(c + 8), m1, v1);
 }
@@ -56,7 +65,8 @@ static inline __attribute__((always_inline)) void store_row(int32_t *c, __m256i 
 /* The tile body; `mr` and `s4` are compile-time constants at each call site. */
 static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t kpairs,
                                                        const int16_t *a, const void *b_panel,
-                                                       int32_t *c, int64_t ldc, int nr)
+                                                       int32_t *c, int64_t ldc, int nr,
+                                                       int accumulate)
 {
     __m256i acc0[MR], acc1[MR];
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm256_setzero_si256();
@@ -79,21 +89,25 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
             acc1[r] = _mm256_add_epi32(acc1[r], _mm256_madd_epi16(av, b1));
         }
     }
-    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) store_row(c + r * ldc, acc0[r], acc1[r], nr);
+    _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
+        store_row(c + r * ldc, acc0[r], acc1[r], nr, accumulate);
 }
 
-#define TILE_CASES(S4)                                                                     \
-    switch (mr) {                                                                          \
-    case 1: tile(1, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                      \
-    case 2: tile(2, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                      \
-    case 3: tile(3, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                      \
-    case 4: tile(4, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                      \
-    case 5: tile(5, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                      \
-    default: tile(6, S4, kgroups, a_panel, b_panel, c, ldc, nr); break;                     \
+#define TILE_ARGS kgroups, a_panel, b_panel, c, ldc, nr, accumulate
+/* Instantiates the tile body for each row count (mr is then a constant). */
+#define TILE_CASES(S4)                                                                \
+    switch (mr) {                                                                     \
+    case 1: tile(1, S4, TILE_ARGS); break;                                            \
+    case 2: tile(2, S4, TILE_ARGS); break;                                            \
+    case 3: tile(3, S4, TILE_ARGS); break;                                            \
+    case 4: tile(4, S4, TILE_ARGS); break;                                            \
+    case 5: tile(5, S4, TILE_ARGS); break;                                            \
+    default: tile(6, S4, TILE_ARGS); break;                                           \
     }
 
 void lb_gemm_i8_ukernel_6x16c2_avx2(int64_t kgroups, const void *a_panel, const void *b_panel,
-                                    const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr)
+                                    const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr,
+                                    int accumulate)
 {
     (void)comp;
     TILE_CASES(0)
@@ -101,7 +115,7 @@ void lb_gemm_i8_ukernel_6x16c2_avx2(int64_t kgroups, const void *a_panel, const 
 
 void lb_gemm_i8_ukernel_6x16c2_s4b_avx2(int64_t kgroups, const void *a_panel, const void *b_panel,
                                         const int32_t *comp, int32_t *c, int64_t ldc, int mr,
-                                        int nr)
+                                        int nr, int accumulate)
 {
     (void)comp;
     TILE_CASES(1)

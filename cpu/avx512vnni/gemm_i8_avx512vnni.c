@@ -57,16 +57,25 @@ static inline __attribute__((always_inline)) __m512i s4_to_s8(__m512i nibbles)
     return _mm512_shuffle_epi8(lut, nibbles);
 }
 
+/* Stores a row of the tile (first K block) or adds it to C (later blocks). */
 static inline __attribute__((always_inline)) void store_row(int32_t *c, __m512i v0, __m512i v1,
-                                                            int nr)
+                                                            int nr, int accumulate)
 {
     if (nr == NR) {
+        if (accumulate) {
+            v0 = _mm512_add_epi32(v0, _mm512_loadu_si512((const void *)c));
+            v1 = _mm512_add_epi32(v1, _mm512_loadu_si512((const void *)(c + 16)));
+        }
         _mm512_storeu_si512((void *)c, v0);
         _mm512_storeu_si512((void *)(c + 16), v1);
         return;
     }
     const __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xFFFFu : (1u << nr) - 1u);
     const __mmask16 m1 = (__mmask16)(nr <= 16 ? 0u : (1u << (nr - 16)) - 1u);
+    if (accumulate) {
+        v0 = _mm512_add_epi32(v0, _mm512_maskz_loadu_epi32(m0, (const void *)c));
+        v1 = _mm512_add_epi32(v1, _mm512_maskz_loadu_epi32(m1, (const void *)(c + 16)));
+    }
     _mm512_mask_storeu_epi32((void *)c, m0, v0);
     _mm512_mask_storeu_epi32((void *)(c + 16), m1, v1);
 }
@@ -75,7 +84,7 @@ static inline __attribute__((always_inline)) void store_row(int32_t *c, __m512i 
 static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t kquads,
                                                        const uint8_t *a, const void *b_panel,
                                                        const int32_t *comp, int32_t *c,
-                                                       int64_t ldc, int nr)
+                                                       int64_t ldc, int nr, int accumulate)
 {
     __m512i acc0[MR], acc1[MR];
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
@@ -98,36 +107,42 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
             acc1[r] = dpbusd(acc1[r], av, b1);
         }
     }
-    const __m512i comp0 = _mm512_loadu_si512((const void *)comp);
-    const __m512i comp1 = _mm512_loadu_si512((const void *)(comp + 16));
+    /* The compensation is subtracted once, with the first K block. */
+    const __m512i comp0 =
+        accumulate ? _mm512_setzero_si512() : _mm512_loadu_si512((const void *)comp);
+    const __m512i comp1 =
+        accumulate ? _mm512_setzero_si512() : _mm512_loadu_si512((const void *)(comp + 16));
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
         store_row(c + r * ldc, _mm512_sub_epi32(acc0[r], comp0), _mm512_sub_epi32(acc1[r], comp1),
-                  nr);
+                  nr, accumulate);
 }
 
-#define TILE_CASES(S4)                                                                     \
-    switch (mr) {                                                                          \
-    case 1: tile(1, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 2: tile(2, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 3: tile(3, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 4: tile(4, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 5: tile(5, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 6: tile(6, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    case 7: tile(7, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;                \
-    default: tile(8, S4, kgroups, a_panel, b_panel, comp, c, ldc, nr); break;               \
+#define TILE_ARGS kgroups, a_panel, b_panel, comp, c, ldc, nr, accumulate
+/* Instantiates the tile body for each row count (mr is then a constant). */
+#define TILE_CASES(S4)                                                                \
+    switch (mr) {                                                                     \
+    case 1: tile(1, S4, TILE_ARGS); break;                                            \
+    case 2: tile(2, S4, TILE_ARGS); break;                                            \
+    case 3: tile(3, S4, TILE_ARGS); break;                                            \
+    case 4: tile(4, S4, TILE_ARGS); break;                                            \
+    case 5: tile(5, S4, TILE_ARGS); break;                                            \
+    case 6: tile(6, S4, TILE_ARGS); break;                                            \
+    case 7: tile(7, S4, TILE_ARGS); break;                                            \
+    default: tile(8, S4, TILE_ARGS); break;                                           \
     }
 
 /* comp (NR): 128·colsum(B) of this panel's columns (never NULL on this path). */
 void lb_gemm_i8_ukernel_8x32c4_avx512vnni(int64_t kgroups, const void *a_panel,
                                           const void *b_panel, const int32_t *comp, int32_t *c,
-                                          int64_t ldc, int mr, int nr)
+                                          int64_t ldc, int mr, int nr, int accumulate)
 {
     TILE_CASES(0)
 }
 
 void lb_gemm_i8_ukernel_8x32c4_s4b_avx512vnni(int64_t kgroups, const void *a_panel,
                                               const void *b_panel, const int32_t *comp,
-                                              int32_t *c, int64_t ldc, int mr, int nr)
+                                              int32_t *c, int64_t ldc, int mr, int nr,
+                                              int accumulate)
 {
     TILE_CASES(1)
 }

@@ -13,14 +13,20 @@
 #define MR 4
 #define NR 8
 
-static void store_tile(int32_t acc[MR][NR], int32_t *c /* (mr, ldc) */, int64_t ldc, int mr, int nr)
+/* Stores (or adds, for later K blocks) the tile; unsigned adds wrap like
+ * the vector paths' (the final sum fits int32, see gemm_i8_kernels.h). */
+static void store_tile(int32_t acc[MR][NR], int32_t *c /* (mr, ldc) */, int64_t ldc, int mr, int nr,
+                       int accumulate)
 {
     for (int r = 0; r < mr; r++)
-        for (int j = 0; j < nr; j++) c[r * ldc + j] = acc[r][j];
+        for (int j = 0; j < nr; j++)
+            c[r * ldc + j] = accumulate ? (int32_t)((uint32_t)c[r * ldc + j] + (uint32_t)acc[r][j])
+                                        : acc[r][j];
 }
 
 void lb_gemm_i8_ukernel_4x8_generic(int64_t kgroups, const void *a_panel, const void *b_panel,
-                                    const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr)
+                                    const int32_t *comp, int32_t *c, int64_t ldc, int mr, int nr,
+                                    int accumulate)
 {
     (void)comp;
     const int8_t *a = a_panel; /* (kgroups, MR) */
@@ -32,12 +38,12 @@ void lb_gemm_i8_ukernel_4x8_generic(int64_t kgroups, const void *a_panel, const 
             for (int j = 0; j < NR; j++) acc[r][j] += av * b[k * NR + j];
         }
     }
-    store_tile(acc, c, ldc, mr, nr);
+    store_tile(acc, c, ldc, mr, nr, accumulate);
 }
 
 void lb_gemm_i8_ukernel_4x8_s4b_generic(int64_t kgroups, const void *a_panel, const void *b_panel,
                                         const int32_t *comp, int32_t *c, int64_t ldc, int mr,
-                                        int nr)
+                                        int nr, int accumulate)
 {
     (void)comp;
     const int8_t *a = a_panel;  /* (kgroups, MR) */
@@ -55,5 +61,5 @@ void lb_gemm_i8_ukernel_4x8_s4b_generic(int64_t kgroups, const void *a_panel, co
             for (int j = 0; j < NR; j++) acc[r][j] += av * bv[j];
         }
     }
-    store_tile(acc, c, ldc, mr, nr);
+    store_tile(acc, c, ldc, mr, nr, accumulate);
 }
