@@ -19,6 +19,7 @@ OP_GROUP(xi)
 OP_GROUP(luq)
 OP_GROUP(attention)
 OP_GROUP(uniform_power)
+OP_GROUP(gptq)
 
 typedef struct op_table {
     const op_def *ops;
@@ -31,6 +32,7 @@ static const op_table tables[] = {
     {ops_luq, &ops_luq_count},
     {ops_attention, &ops_attention_count},
     {ops_uniform_power, &ops_uniform_power_count},
+    {ops_gptq, &ops_gptq_count},
 };
 
 static const op_def *find_op(const char *name)
