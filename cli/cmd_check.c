@@ -73,7 +73,8 @@ static void check_fill_s8(int8_t *x, int64_t n, enum check_data kind, int lo, in
         default: x[i] = 0; break;
         }
     }
-    if (kind == DATA_OUTLIER && n > 0) x[lb_rng_u32(seed, stream, (uint64_t)n) % (uint64_t)n] = (int8_t)lo;
+    if (kind == DATA_OUTLIER && n > 0)
+        x[lb_rng_u32(seed, stream, (uint64_t)n) % (uint64_t)n] = (int8_t)lo;
 }
 
 /* Two int4 per byte, low nibble first (lowbit/cpu.h). */
@@ -194,7 +195,8 @@ static void run_gemm_onednn(lb_ctx *ctx, const check_case *c, check_result *r)
     }
     gemm_inputs g;
     lb_status st = gemm_inputs_make(ctx, c, lb_onednn_int8_exact() ? 127 : 64, &g);
-    if (st == LB_OK) st = lb_gemm_i8_onednn(ctx, c->param[0], c->param[1], M, N, K, g.A, g.B, g.got);
+    if (st == LB_OK)
+        st = lb_gemm_i8_onednn(ctx, c->param[0], c->param[1], M, N, K, g.A, g.B, g.got);
     if (st != LB_OK) set_error(r, ctx, st);
     else check_compare_i32(g.got, g.want, M, N, r);
     if (st == LB_OK && r->outcome == CHECK_OK && !lb_onednn_int8_exact())
@@ -330,8 +332,9 @@ int cmd_check(int argc, char **argv)
                lb_cpu_isa_available(paths[p]) ? "yes"
                : lb_gemm_i8_kernel_name(paths[p])[0] ? "no(cpu)" : "no(build)");
     printf(", oneDNN=%s, threads 1 and %" PRId64 "\n",
-           lb_onednn_available() ? (lb_onednn_int8_exact() ? "yes(vnni)" : "yes(no vnni: B in [-64, 64])")
-                                : "no",
+           !lb_onednn_available()  ? "no"
+           : lb_onednn_int8_exact() ? "yes(vnni)"
+                                    : "yes(no vnni: B in [-64, 64])",
            threads_n);
     printf("%-16s %-14s %-26s %-11s %7s  %s\n", "op", "shape", "params", "isa", "threads",
            "result");

@@ -24,7 +24,8 @@ lb_status lb_sgemm_openblas(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, in
         return lb_error(ctx, LB_ERR_ARG, "negative GEMM size M=%lld N=%lld K=%lld", (long long)M,
                         (long long)N, (long long)K);
     if (M > 0 && N > 0 && !C) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM output");
-    if (M > 0 && N > 0 && K > 0 && (!A || !B)) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand");
+    if (M > 0 && N > 0 && K > 0 && (!A || !B))
+        return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand");
 #ifdef HAVE_OPENBLAS
     if (M > INT_MAX || N > INT_MAX || K > INT_MAX)
         return lb_error(ctx, LB_ERR_UNSUPPORTED, "sgemm size exceeds the BLAS integer range");

@@ -155,10 +155,12 @@ lb_status lb_gemm_i8(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N
         return lb_error(ctx, LB_ERR_ARG, "negative GEMM size M=%lld N=%lld K=%lld", (long long)M,
                         (long long)N, (long long)K);
     if (K > LB_GEMM_I8_MAX_K)
-        return lb_error(ctx, LB_ERR_ARG, "GEMM K=%lld exceeds %d: int32 accumulation could overflow",
-                        (long long)K, LB_GEMM_I8_MAX_K);
+        return lb_error(ctx, LB_ERR_ARG,
+                        "GEMM K=%lld exceeds %d: int32 accumulation could overflow", (long long)K,
+                        LB_GEMM_I8_MAX_K);
     if (M > 0 && N > 0 && !C) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM output");
-    if (M > 0 && N > 0 && K > 0 && (!A || !B)) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand");
+    if (M > 0 && N > 0 && K > 0 && (!A || !B))
+        return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand");
     lb_isa isa;
     lb_status st = lb_cpu_select_isa(ctx, &isa);
     if (st != LB_OK || M == 0 || N == 0) return st;

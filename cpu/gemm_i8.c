@@ -119,8 +119,9 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
         return lb_error(ctx, LB_ERR_ARG, "negative GEMM size K=%lld N=%lld", (long long)K,
                         (long long)N);
     if (K > LB_GEMM_I8_MAX_K)
-        return lb_error(ctx, LB_ERR_ARG, "GEMM K=%lld exceeds %d: int32 accumulation could overflow",
-                        (long long)K, LB_GEMM_I8_MAX_K);
+        return lb_error(ctx, LB_ERR_ARG,
+                        "GEMM K=%lld exceeds %d: int32 accumulation could overflow", (long long)K,
+                        LB_GEMM_I8_MAX_K);
     if (K > 0 && N > 0 && !B) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand B");
 
     lb_packed_i8 *pk = lb_calloc(1, sizeof *pk);
@@ -237,7 +238,8 @@ pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const v
                 const int8_t *src = A8 + m * K;
                 int64_t kg = 0;
                 for (; kg < K / G; kg++)
-                    for (int i = 0; i < G; i++) A_STORE(kind, pd, (kg * MR + r) * G + i, src[kg * G + i]);
+                    for (int i = 0; i < G; i++)
+                        A_STORE(kind, pd, (kg * MR + r) * G + i, src[kg * G + i]);
                 for (int64_t k = kg * G; k < Kp; k++)
                     A_STORE(kind, pd, (k / G * MR + r) * G + k % G, k < K ? src[k] : 0);
             } else {
@@ -296,19 +298,20 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
     const size_t a_esize = kn->a_kind == LB_APACK_S16 ? 2u : 1u;
     const size_t a_panel_bytes = (size_t)kgroups * (size_t)MR * (size_t)G * a_esize;
     /* Bytes of one k-group of a B panel (int4: half of int8). */
-    const size_t b_group_bytes = B->fmt == LB_INT_S4 ? (size_t)NR * (size_t)G / 2
-                                                     : (size_t)NR * (size_t)G * (kn->b_s16 ? 2u : 1u);
+    const size_t b_group_int8 = (size_t)NR * (size_t)G * (kn->b_s16 ? 2u : 1u);
+    const size_t b_group_bytes = B->fmt == LB_INT_S4 ? (size_t)NR * (size_t)G / 2 : b_group_int8;
 
     /* Blocking, from the shape alone (never from the thread count):
      * KC k-groups per K block so that a B panel's block stays in L1;
      * MC rows so that the A block's K block stays in L2; NC panels so that
      * the B block's K block stays in L2; then smaller blocks until there are
      * at least LB_MIN_TILES tiles, so that threads get balanced work. */
-    int64_t kc = (int64_t)(LB_B_PANEL_L1_BYTES / ((size_t)NR * (size_t)G * (kn->b_s16 ? 2u : 1u)));
+    int64_t kc = (int64_t)(LB_B_PANEL_L1_BYTES / b_group_int8);
     if (kc < 1) kc = 1;
     if (kc > kgroups) kc = kgroups;
     const int64_t m_panels = ceil_div(M, MR);
-    int64_t mc_panels = (int64_t)(LB_A_BLOCK_BYTES / ((size_t)kc * (size_t)MR * (size_t)G * a_esize));
+    const size_t a_group_bytes = (size_t)MR * (size_t)G * a_esize;
+    int64_t mc_panels = (int64_t)(LB_A_BLOCK_BYTES / ((size_t)kc * a_group_bytes));
     if (mc_panels < 1) mc_panels = 1;
     if (mc_panels > m_panels) mc_panels = m_panels;
     int64_t nc_panels = (int64_t)(LB_B_BLOCK_BYTES / ((size_t)kc * b_group_bytes));
@@ -367,8 +370,8 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
                     const int nr = (int)(N - n0 < NR ? N - n0 : NR);
                     for (int64_t r0 = 0; r0 < mc; r0 += MR) {
                         const int mr = (int)(mc - r0 < MR ? mc - r0 : MR);
-                        const unsigned char *ap = ablock + (size_t)(r0 / MR) * a_panel_bytes +
-                                                  (size_t)k0 * (size_t)MR * (size_t)G * a_esize;
+                        const unsigned char *ap =
+                            ablock + (size_t)(r0 / MR) * a_panel_bytes + (size_t)k0 * a_group_bytes;
                         int32_t *c = C + (m0 + r0) * N + n0;
                         if (B->fmt == LB_INT_S4)
                             kn->ukernel_s4(kn_groups, ap, bp, cp, c, N, mr, nr, k0 > 0);

@@ -186,7 +186,8 @@ lb_status lb_onednn_gemm_i8_create(lb_ctx *ctx, int trans_a, int trans_b, int64_
         DNNL_TRY(dnnl_matmul_desc_init(&mmd, &src_md, &wei_any, NULL, &dst_md), "matmul desc");
         DNNL_TRY(dnnl_primitive_desc_create(&pd, &mmd, NULL, g->engine, NULL),
                  "matmul primitive descriptor creation");
-        const dnnl_memory_desc_t *wei_best = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+        const dnnl_memory_desc_t *wei_best =
+            dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
         DNNL_TRY(dnnl_memory_create(&g->src, &src_md, g->engine, g->a_u8), "src memory");
         DNNL_TRY(dnnl_memory_create(&g->dst, &dst_md, g->engine, DNNL_MEMORY_NONE), "dst memory");
         DNNL_TRY(dnnl_memory_create(&wei_user, &wei_md, g->engine, (void *)B), "weights memory");

@@ -1,4 +1,5 @@
-/* cpu/avx512/peak_avx512.c — int8 peak probe of the avx512 path: vpmaddwd zmm + vpaddd zmm.
+/* cpu/avx512/peak_avx512.c — int8 peak probe of the avx512 path:
+ * vpmaddwd zmm + vpaddd zmm.
  *
  * A loop of 12 independent accumulator chains, written in inline assembly so
  * that the compiler can neither hoist nor drop the multiplies.
@@ -59,7 +60,7 @@ int64_t lb_int8_peak_loop_avx512(int64_t iters)
         "jnz 1b\n\t"
         : [n] "+r"(n)
         :
-        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17",
-          "cc");
+        : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9",
+          "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "cc");
     return iters;
 }
