@@ -355,7 +355,7 @@ static void attention_forward_cpu(float *out, float *probs, float *context, floa
 {
     const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = s->B * NH;
     const float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
     for (int64_t bh = 0; bh < BH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         for (int64_t t = 0; t < T; t++) {
@@ -413,7 +413,7 @@ static void attention_backward_cpu(float *dqkv, float *dgate_in, float *dgate_w,
     const float stretch = s->zeta - s->gamma;
     float *dgate_logit = scratch;      // (B, NH, T)
     float *u_all = scratch + BH * T;   // (B, NH, T)
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
     for (int64_t bh = 0; bh < BH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *u = u_all + bh * T;
@@ -462,7 +462,7 @@ static void attention_backward_cpu(float *dqkv, float *dgate_in, float *dgate_w,
         }
     }
     if (s->gated) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * T * C >= 4 * PAR_MIN)
         for (int64_t h = 0; h < NH; h++)
             attention_gate_params_backward_serial(dgate_w, dgate_b, dgate_logit, gate_in, s, h);
     }
@@ -513,7 +513,7 @@ static double sum_squares_cpu(const float *x, int64_t n)
     for (int64_t g0 = 0; g0 < nblocks; g0 += GROUP) {
         const int64_t g1 = g0 + GROUP < nblocks ? g0 + GROUP : nblocks;
         double sums[GROUP];
-#pragma omp parallel for schedule(static) if (g1 - g0 > 1)
+#pragma omp parallel for schedule(static) if (g1 - g0 > 4)
         for (int64_t blk = g0; blk < g1; blk++) {
             const int64_t start = blk * LB_REDUCE_BLOCK;
             const int64_t end = start + LB_REDUCE_BLOCK < n ? start + LB_REDUCE_BLOCK : n;
