@@ -52,4 +52,25 @@ typedef struct op_def {
                      lb_tensor **out, int *n_out);
 } op_def;
 
+/* ---- tensor helpers shared by the op tables (cli/op_tensor.c) ---------- */
+
+/* A float32 view of an f32 tensor, or a float32 copy of an f64 one (*owned is
+ * then set and must be freed by the caller). Other dtypes: LB_ERR_ARG naming `what`. */
+lb_status op_as_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, lb_tensor **owned,
+                    const float **out);
+
+/* The value of a one-element f32/f64 tensor (any shape). */
+lb_status op_scalar_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, float *out);
+
+/* The (rows, cols) view of a tensor whose last dimension is cols (ndim >= 1). */
+lb_status op_matrix_shape(lb_ctx *ctx, const lb_tensor *t, const char *what, int64_t *rows,
+                          int64_t *cols);
+
+/* New zeroed tensors: the shape of `like`; (r, c); (n,); a 0-d scalar holding v. */
+lb_status op_make_like(lb_ctx *ctx, const lb_tensor *like, lb_dtype dtype, lb_tensor **out);
+lb_status op_make_2d(lb_ctx *ctx, lb_dtype dtype, int64_t r, int64_t c, lb_tensor **out);
+lb_status op_make_1d(lb_ctx *ctx, lb_dtype dtype, int64_t n, lb_tensor **out);
+lb_status op_make_scalar_f32(lb_ctx *ctx, float v, lb_tensor **out);
+lb_status op_make_scalar_s32(lb_ctx *ctx, int32_t v, lb_tensor **out);
+
 #endif

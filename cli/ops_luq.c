@@ -10,54 +10,6 @@
 
 #include <string.h>
 
-/* A float32 view of an f32 or f64 tensor (*owned set when a copy was made). */
-static lb_status as_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, lb_tensor **owned,
-                        const float **out)
-{
-    *owned = NULL;
-    if (t->dtype == LB_F32) {
-        *out = lb_tensor_f32(t);
-        return LB_OK;
-    }
-    if (t->dtype != LB_F64)
-        return lb_error(ctx, LB_ERR_ARG, "%s must be f32 or f64, got %s", what, lb_dtype_name(t->dtype));
-    lb_status st = lb_tensor_create(ctx, LB_F32, t->ndim, t->shape, owned);
-    if (st != LB_OK) return st;
-    const double *d = lb_tensor_f64(t);
-    float *f = lb_tensor_f32(*owned);
-    for (size_t i = 0; i < t->numel; i++) f[i] = (float)d[i];
-    *out = f;
-    return LB_OK;
-}
-
-/* The value of a scalar (any shape with one element) f32/f64 tensor. */
-static lb_status scalar_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, float *out)
-{
-    if (t->numel != 1) return lb_error(ctx, LB_ERR_ARG, "%s must hold one value, got %zu", what, t->numel);
-    if (t->dtype == LB_F32) *out = lb_tensor_f32(t)[0];
-    else if (t->dtype == LB_F64) *out = (float)lb_tensor_f64(t)[0];
-    else return lb_error(ctx, LB_ERR_ARG, "%s must be f32 or f64, got %s", what, lb_dtype_name(t->dtype));
-    return LB_OK;
-}
-
-static lb_status make_like(lb_ctx *ctx, const lb_tensor *like, lb_dtype dtype, lb_tensor **out)
-{
-    return lb_tensor_create(ctx, dtype, like->ndim, like->shape, out);
-}
-
-static lb_status make_scalar(lb_ctx *ctx, float v, lb_tensor **out)
-{
-    lb_status st = lb_tensor_create(ctx, LB_F32, 0, NULL, out);
-    if (st == LB_OK) lb_tensor_f32(*out)[0] = v;
-    return st;
-}
-
-static lb_status make_2d(lb_ctx *ctx, lb_dtype dtype, int64_t r, int64_t c, lb_tensor **out)
-{
-    const int64_t shape[2] = {r, c};
-    return lb_tensor_create(ctx, dtype, 2, shape, out);
-}
-
 static void free_outputs(lb_tensor **out, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -138,14 +90,14 @@ static lb_status run_sawb(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n
     sp.qp = (int)qp;
     lb_tensor *tmp;
     const float *x;
-    if ((st = as_f32(ctx, in[0], "X", &tmp, &x)) != LB_OK) return st;
+    if ((st = op_as_f32(ctx, in[0], "X", &tmp, &x)) != LB_OK) return st;
     float scale = 0.0f;
-    if ((st = make_like(ctx, in[0], LB_S8, &out[0])) != LB_OK) goto fail;
-    if ((st = make_like(ctx, in[0], LB_F32, &out[2])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_S8, &out[0])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_F32, &out[2])) != LB_OK) goto fail;
     st = lb_sawb_quantize_ref(ctx, &sp, x, in[0]->numel, lb_tensor_s8(out[0]), &scale,
                               lb_tensor_f32(out[2]));
     if (st != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, scale, &out[1])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, scale, &out[1])) != LB_OK) goto fail;
     *n_out = 3;
     lb_tensor_free(tmp);
     return LB_OK;
@@ -166,13 +118,13 @@ static lb_status run_luq(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n_
     if (st != LB_OK) return st;
     lb_tensor *tmp;
     const float *x;
-    if ((st = as_f32(ctx, in[0], "G", &tmp, &x)) != LB_OK) return st;
+    if ((st = op_as_f32(ctx, in[0], "G", &tmp, &x)) != LB_OK) return st;
     float alpha = 0.0f;
-    if ((st = make_like(ctx, in[0], LB_F32, &out[0])) != LB_OK) goto fail;
-    if ((st = make_like(ctx, in[0], LB_S8, &out[1])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_F32, &out[0])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_S8, &out[1])) != LB_OK) goto fail;
     st = lb_luq_quantize_ref(ctx, &lp, x, in[0]->numel, lb_tensor_s8(out[1]), lb_tensor_f32(out[0]), &alpha);
     if (st != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, alpha, &out[2])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, alpha, &out[2])) != LB_OK) goto fail;
     *n_out = 3;
     lb_tensor_free(tmp);
     return LB_OK;
@@ -193,14 +145,14 @@ static lb_status run_luq_smp(lb_ctx *ctx, op_params *p, lb_tensor *const *in, in
     if ((st = read_samples(ctx, p, &samples)) != LB_OK) return st;
     lb_tensor *tmp;
     const float *x;
-    if ((st = as_f32(ctx, in[0], "G", &tmp, &x)) != LB_OK) return st;
+    if ((st = op_as_f32(ctx, in[0], "G", &tmp, &x)) != LB_OK) return st;
     float alpha = 0.0f;
-    if ((st = make_like(ctx, in[0], LB_F32, &out[0])) != LB_OK) goto fail;
-    if ((st = make_like(ctx, in[0], LB_S32, &out[1])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_F32, &out[0])) != LB_OK) goto fail;
+    if ((st = op_make_like(ctx, in[0], LB_S32, &out[1])) != LB_OK) goto fail;
     st = lb_luq_smp_ref(ctx, &lp, samples, x, in[0]->numel, lb_tensor_f32(out[0]), lb_tensor_s32(out[1]),
                         &alpha);
     if (st != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, alpha, &out[2])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, alpha, &out[2])) != LB_OK) goto fail;
     *n_out = 3;
     lb_tensor_free(tmp);
     return LB_OK;
@@ -234,18 +186,18 @@ static lb_status run_qlinear_forward(lb_ctx *ctx, op_params *p, lb_tensor *const
     lb_tensor *tx = NULL, *tw = NULL, *tb = NULL;
     const float *x, *w, *b = NULL;
     float sx = 0.0f, sw = 0.0f;
-    if ((st = as_f32(ctx, in[0], "X", &tx, &x)) != LB_OK) goto fail;
-    if ((st = as_f32(ctx, in[1], "W", &tw, &w)) != LB_OK) goto fail;
-    if (n_in == 3 && (st = as_f32(ctx, in[2], "b", &tb, &b)) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_F32, N, C, &out[0])) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_S8, N, D, &out[1])) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_S8, C, D, &out[3])) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_S32, N, C, &out[5])) != LB_OK) goto fail;
+    if ((st = op_as_f32(ctx, in[0], "X", &tx, &x)) != LB_OK) goto fail;
+    if ((st = op_as_f32(ctx, in[1], "W", &tw, &w)) != LB_OK) goto fail;
+    if (n_in == 3 && (st = op_as_f32(ctx, in[2], "b", &tb, &b)) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_F32, N, C, &out[0])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_S8, N, D, &out[1])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_S8, C, D, &out[3])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_S32, N, C, &out[5])) != LB_OK) goto fail;
     st = lb_qlinear_luq_forward_ref(ctx, &cfg, N, D, C, x, w, b, NULL, lb_tensor_s8(out[1]), &sx,
                                     lb_tensor_s8(out[3]), &sw, lb_tensor_s32(out[5]), lb_tensor_f32(out[0]));
     if (st != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, sx, &out[2])) != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, sw, &out[4])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, sx, &out[2])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, sw, &out[4])) != LB_OK) goto fail;
     *n_out = 6;
     lb_tensor_free(tx);
     lb_tensor_free(tw);
@@ -280,15 +232,15 @@ static lb_status run_qlinear_backward(lb_ctx *ctx, op_params *p, lb_tensor *cons
     const float *dy;
     float sx = 0.0f, sw = 0.0f, alpha = 0.0f;
     const int8_t *xc, *wc;
-    if ((st = as_f32(ctx, in[0], "dY", &tdy, &dy)) != LB_OK) goto fail;
+    if ((st = op_as_f32(ctx, in[0], "dY", &tdy, &dy)) != LB_OK) goto fail;
     if (n_in == 3) {
         /* Float X, W: quantize them as the forward would (same grids). */
         const float *x, *w;
-        if ((st = as_f32(ctx, tX, "X", &txf, &x)) != LB_OK) goto fail;
-        if ((st = as_f32(ctx, tW, "W", &twf, &w)) != LB_OK) goto fail;
-        if ((st = make_2d(ctx, LB_S8, N, D, &xq)) != LB_OK) goto fail;
-        if ((st = make_2d(ctx, LB_S8, C, D, &wq)) != LB_OK) goto fail;
-        if ((st = make_2d(ctx, LB_F32, N, C, &out[0])) != LB_OK) goto fail; /* scratch Y */
+        if ((st = op_as_f32(ctx, tX, "X", &txf, &x)) != LB_OK) goto fail;
+        if ((st = op_as_f32(ctx, tW, "W", &twf, &w)) != LB_OK) goto fail;
+        if ((st = op_make_2d(ctx, LB_S8, N, D, &xq)) != LB_OK) goto fail;
+        if ((st = op_make_2d(ctx, LB_S8, C, D, &wq)) != LB_OK) goto fail;
+        if ((st = op_make_2d(ctx, LB_F32, N, C, &out[0])) != LB_OK) goto fail; /* scratch Y */
         st = lb_qlinear_luq_forward_ref(ctx, &cfg, N, D, C, x, w, NULL, NULL, lb_tensor_s8(xq), &sx,
                                         lb_tensor_s8(wq), &sw, NULL, lb_tensor_f32(out[0]));
         lb_tensor_free(out[0]);
@@ -301,19 +253,19 @@ static lb_status run_qlinear_backward(lb_ctx *ctx, op_params *p, lb_tensor *cons
             st = lb_error(ctx, LB_ERR_ARG, "Xq and Wq must be s8 codes");
             goto fail;
         }
-        if ((st = scalar_f32(ctx, in[2], "sx", &sx)) != LB_OK) goto fail;
-        if ((st = scalar_f32(ctx, in[4], "sw", &sw)) != LB_OK) goto fail;
+        if ((st = op_scalar_f32(ctx, in[2], "sx", &sx)) != LB_OK) goto fail;
+        if ((st = op_scalar_f32(ctx, in[4], "sw", &sw)) != LB_OK) goto fail;
         xc = lb_tensor_s8(in[1]);
         wc = lb_tensor_s8(in[3]);
     }
-    if ((st = make_2d(ctx, LB_F32, N, D, &out[0])) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_F32, C, D, &out[1])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_F32, N, D, &out[0])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_F32, C, D, &out[1])) != LB_OK) goto fail;
     if ((st = lb_tensor_create(ctx, LB_F32, 1, &C, &out[2])) != LB_OK) goto fail;
-    if ((st = make_2d(ctx, LB_S8, N, C, &out[4])) != LB_OK) goto fail;
+    if ((st = op_make_2d(ctx, LB_S8, N, C, &out[4])) != LB_OK) goto fail;
     st = lb_qlinear_luq_backward_ref(ctx, &cfg, N, D, C, dy, xc, sx, wc, sw, lb_tensor_f32(out[0]),
                                      lb_tensor_f32(out[1]), lb_tensor_f32(out[2]), &alpha);
     if (st != LB_OK) goto fail;
-    if ((st = make_scalar(ctx, alpha, &out[3])) != LB_OK) goto fail;
+    if ((st = op_make_scalar_f32(ctx, alpha, &out[3])) != LB_OK) goto fail;
     /* The codes of the first sample, for checking another implementation. */
     st = lb_luq_quantize_ref(ctx, &cfg.luq, dy, (size_t)(N * C), lb_tensor_s8(out[4]), NULL, NULL);
     if (st != LB_OK) goto fail;

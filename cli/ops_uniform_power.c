@@ -14,26 +14,6 @@
 #include <math.h>
 #include <string.h>
 
-/* A float32 view of an f32 or f64 tensor (*owned set when a copy was made). */
-static lb_status as_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, lb_tensor **owned,
-                        const float **out)
-{
-    *owned = NULL;
-    if (t->dtype == LB_F32) {
-        *out = lb_tensor_f32(t);
-        return LB_OK;
-    }
-    if (t->dtype != LB_F64)
-        return lb_error(ctx, LB_ERR_ARG, "%s must be f32 or f64, got %s", what, lb_dtype_name(t->dtype));
-    lb_status st = lb_tensor_create(ctx, LB_F32, t->ndim, t->shape, owned);
-    if (st != LB_OK) return st;
-    const double *d = lb_tensor_f64(t);
-    float *f = lb_tensor_f32(*owned);
-    for (size_t i = 0; i < t->numel; i++) f[i] = (float)d[i];
-    *out = f;
-    return LB_OK;
-}
-
 /* A per-group output: () for one tensor-wide group, else (G,). */
 static lb_status make_group_tensor(lb_ctx *ctx, lb_dtype dtype, lb_granularity gran, int64_t groups,
                                    lb_tensor **out)
@@ -134,7 +114,7 @@ static lb_status op_uniform(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int
     if ((st = read_range(ctx, p, &ro)) != LB_OK) return st;
     if ((st = read_groups(ctx, p, 0, in[0], &gran, NULL, &gr)) != LB_OK) return st;
     if ((st = lb_uniform_code_range(ctx, &cfg, &qmin, &qmax)) != LB_OK) return st;
-    if ((st = as_f32(ctx, in[0], "X", &xown, &x)) != LB_OK) return st;
+    if ((st = op_as_f32(ctx, in[0], "X", &xown, &x)) != LB_OK) return st;
     const lb_dtype cd = code_dtype(qmin, qmax);
     if ((st = lb_tensor_create(ctx, cd, in[0]->ndim, in[0]->shape, &out[0])) != LB_OK) goto fail;
     if ((st = lb_tensor_create(ctx, LB_F32, in[0]->ndim, in[0]->shape, &out[1])) != LB_OK) goto fail;
@@ -214,7 +194,7 @@ static lb_status op_range(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n
             goto fail;
         }
         lb_tensor_free(xown);
-        if ((st = as_f32(ctx, in[b], "X", &xown, &x)) != LB_OK) goto fail;
+        if ((st = op_as_f32(ctx, in[b], "X", &xown, &x)) != LB_OK) goto fail;
         if ((st = lb_range_estimate_ref(ctx, &ro, &cfg, &gb, x, lb_tensor_f32(blo), lb_tensor_f32(bhi))) != LB_OK)
             goto fail;
         if ((st = lb_range_running_update_ref(ctx, &state, gr.groups, lb_tensor_f32(blo), lb_tensor_f32(bhi),
@@ -276,7 +256,7 @@ static lb_status op_power_quant(lb_ctx *ctx, op_params *p, lb_tensor *const *in,
     if ((st = read_groups(ctx, p, 1, in[0], &gran, NULL, &gr)) != LB_OK) return st;
     if (bits < 2 || bits > 8) return lb_error(ctx, LB_ERR_ARG, "bits=%lld outside 2..8", (long long)bits);
     if (R_req < 0 || R_req > 127) return lb_error(ctx, LB_ERR_ARG, "codebook-r=%lld outside 0..127", (long long)R_req);
-    if ((st = as_f32(ctx, in[0], "W", &wown, &w)) != LB_OK) return st;
+    if ((st = op_as_f32(ctx, in[0], "W", &wown, &w)) != LB_OK) return st;
     if (search) {
         lb_power_layer layer = {w, gr};
         lb_power_search_result res;
@@ -335,7 +315,7 @@ static lb_status op_power_search(lb_ctx *ctx, op_params *p, lb_tensor *const *in
     so.bits = (int)bits;
     for (int l = 0; l < n_in; l++) {
         const float *w;
-        if ((st = as_f32(ctx, in[l], "W", &own[l], &w)) != LB_OK) goto done;
+        if ((st = op_as_f32(ctx, in[l], "W", &own[l], &w)) != LB_OK) goto done;
         layers[l].w = w;
         if ((st = lb_qgroups_make(ctx, (lb_granularity)g, in[l]->ndim, in[l]->shape, (int)axis, &layers[l].groups)) !=
             LB_OK)

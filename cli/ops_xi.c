@@ -18,69 +18,10 @@
 
 /* ---- tensor helpers ------------------------------------------------------ */
 
-/* A float32 copy-or-view of an f32/f64 tensor (*owned set when copied). */
-static lb_status as_f32(lb_ctx *ctx, const lb_tensor *t, const char *what, lb_tensor **owned,
-                        const float **out)
-{
-    *owned = NULL;
-    if (t->dtype == LB_F32) {
-        *out = lb_tensor_f32(t);
-        return LB_OK;
-    }
-    if (t->dtype != LB_F64)
-        return lb_error(ctx, LB_ERR_ARG, "%s must be f32 or f64, got %s", what, lb_dtype_name(t->dtype));
-    lb_status st = lb_tensor_create(ctx, LB_F32, t->ndim, t->shape, owned);
-    if (st != LB_OK) return st;
-    const double *d = lb_tensor_f64(t);
-    float *f = lb_tensor_f32(*owned);
-    for (size_t i = 0; i < t->numel; i++) f[i] = (float)d[i];
-    *out = f;
-    return LB_OK;
-}
-
-/* The rows x cols view of a tensor whose last dimension is cols (ndim >= 1). */
-static lb_status matrix_shape(lb_ctx *ctx, const lb_tensor *t, const char *what, int64_t *rows, int64_t *cols)
-{
-    if (t->ndim < 1) return lb_error(ctx, LB_ERR_ARG, "%s must have at least one dimension", what);
-    *cols = t->shape[t->ndim - 1];
-    *rows = *cols > 0 ? (int64_t)t->numel / *cols : 0;
-    return LB_OK;
-}
-
 static lb_status require_2d(lb_ctx *ctx, const lb_tensor *t, const char *what)
 {
     if (t->ndim != 2) return lb_error(ctx, LB_ERR_ARG, "%s must be 2-D, got %d dimensions", what, t->ndim);
     return LB_OK;
-}
-
-static lb_status make_like(lb_ctx *ctx, const lb_tensor *like, lb_dtype dtype, lb_tensor **out)
-{
-    return lb_tensor_create(ctx, dtype, like->ndim, like->shape, out);
-}
-
-static lb_status make_2d(lb_ctx *ctx, lb_dtype dtype, int64_t r, int64_t c, lb_tensor **out)
-{
-    const int64_t shape[2] = {r, c};
-    return lb_tensor_create(ctx, dtype, 2, shape, out);
-}
-
-static lb_status make_1d(lb_ctx *ctx, lb_dtype dtype, int64_t n, lb_tensor **out)
-{
-    return lb_tensor_create(ctx, dtype, 1, &n, out);
-}
-
-static lb_status make_scalar_f32(lb_ctx *ctx, float v, lb_tensor **out)
-{
-    lb_status st = lb_tensor_create(ctx, LB_F32, 0, NULL, out);
-    if (st == LB_OK) lb_tensor_f32(*out)[0] = v;
-    return st;
-}
-
-static lb_status make_scalar_s32(lb_ctx *ctx, int32_t v, lb_tensor **out)
-{
-    lb_status st = lb_tensor_create(ctx, LB_S32, 0, NULL, out);
-    if (st == LB_OK) lb_tensor_s32(*out)[0] = v;
-    return st;
 }
 
 static void free_outputs(lb_tensor **out, int n)
@@ -176,9 +117,9 @@ static lb_status run_hadamard(lb_ctx *ctx, op_params *p, lb_tensor *const *in, i
     lb_tensor *owned = NULL;
     const float *x;
     lb_status st = op_param_int(ctx, p, "block", 32, &block);
-    if (st == LB_OK) st = matrix_shape(ctx, in[0], "X", &rows, &D);
-    if (st == LB_OK) st = as_f32(ctx, in[0], "X", &owned, &x);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &out[0]);
+    if (st == LB_OK) st = op_matrix_shape(ctx, in[0], "X", &rows, &D);
+    if (st == LB_OK) st = op_as_f32(ctx, in[0], "X", &owned, &x);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &out[0]);
     if (st == LB_OK) st = lb_hadamard_ref(ctx, rows, D, block, x, lb_tensor_f32(out[0]));
     lb_tensor_free(owned);
     if (st != LB_OK) return free_outputs(out, 1), st;
@@ -203,12 +144,12 @@ static lb_status run_hq(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n_i
     if (st == LB_OK) st = op_param_int(ctx, p, "max_block", LB_HQ_MAX_BLOCK, &max_block);
     if (st == LB_OK) st = op_param_double(ctx, p, "scale", 0.0, &scale);
     if (st == LB_OK) st = op_param_double(ctx, p, "scale_w", 0.0, &scale_w);
-    if (st == LB_OK) st = matrix_shape(ctx, in[0], "X", &rx, &D);
-    if (st == LB_OK) st = as_f32(ctx, in[0], "X", &ox, &x);
+    if (st == LB_OK) st = op_matrix_shape(ctx, in[0], "X", &rx, &D);
+    if (st == LB_OK) st = op_as_f32(ctx, in[0], "X", &ox, &x);
     if (st == LB_OK && n_in > 1) {
-        st = matrix_shape(ctx, in[1], "W", &rw, &Dw);
+        st = op_matrix_shape(ctx, in[1], "W", &rw, &Dw);
         if (st == LB_OK && Dw != D) st = lb_error(ctx, LB_ERR_ARG, "W has %lld columns, X %lld", (long long)Dw, (long long)D);
-        if (st == LB_OK) st = as_f32(ctx, in[1], "W", &ow, &w);
+        if (st == LB_OK) st = op_as_f32(ctx, in[1], "W", &ow, &w);
     }
     for (int k = 0; k < LB_HQ_NUM_BLOCKS; k++) errors[k] = -1.0;
     if (st == LB_OK && block < 0) st = lb_error(ctx, LB_ERR_ARG, "block must be >= 0");
@@ -217,20 +158,20 @@ static lb_status run_hq(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n_i
     /* X: codes, scale, block, errors */
     float sx = (float)scale;
     if (st == LB_OK && !(sx > 0.0f)) st = lb_hq_init_step_ref(ctx, rx, D, block, x, &sx);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_S8, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_S8, &out[n++]);
     if (st == LB_OK) st = lb_hq_quantize_ref(ctx, range, rounding, rx, D, block, x, sx, lb_tensor_s8(out[0]), NULL, NULL);
-    if (st == LB_OK) st = make_scalar_f32(ctx, sx, &out[n++]);
-    if (st == LB_OK) st = make_scalar_s32(ctx, (int32_t)block, &out[n++]);
-    if (st == LB_OK) st = make_1d(ctx, LB_F32, LB_HQ_NUM_BLOCKS, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, sx, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_s32(ctx, (int32_t)block, &out[n++]);
+    if (st == LB_OK) st = op_make_1d(ctx, LB_F32, LB_HQ_NUM_BLOCKS, &out[n++]);
     if (st == LB_OK)
         for (int k = 0; k < LB_HQ_NUM_BLOCKS; k++) lb_tensor_f32(out[3])[k] = (float)errors[k];
     /* W: codes, scale */
     if (st == LB_OK && w) {
         float sw = (float)scale_w;
         if (!(sw > 0.0f)) st = lb_hq_init_step_ref(ctx, rw, D, block, w, &sw);
-        if (st == LB_OK) st = make_like(ctx, in[1], LB_S8, &out[n++]);
+        if (st == LB_OK) st = op_make_like(ctx, in[1], LB_S8, &out[n++]);
         if (st == LB_OK) st = lb_hq_quantize_ref(ctx, range, rounding, rw, D, block, w, sw, lb_tensor_s8(out[4]), NULL, NULL);
-        if (st == LB_OK) st = make_scalar_f32(ctx, sw, &out[n++]);
+        if (st == LB_OK) st = op_make_scalar_f32(ctx, sw, &out[n++]);
     }
     lb_tensor_free(ox);
     lb_tensor_free(ow);
@@ -252,27 +193,27 @@ static lb_status run_lsq(lb_ctx *ctx, op_params *p, lb_tensor *const *in, int n_
     const int64_t numel = (int64_t)in[0]->numel;
     lb_status st = read_range_rounding(ctx, p, 0, &range, &rounding);
     if (st == LB_OK) st = op_param_double(ctx, p, "scale", 0.0, &scale);
-    if (st == LB_OK) st = as_f32(ctx, in[0], "X", &ox, &x);
+    if (st == LB_OK) st = op_as_f32(ctx, in[0], "X", &ox, &x);
     if (st == LB_OK && n_in > 1) {
         if (in[1]->numel != in[0]->numel) st = lb_error(ctx, LB_ERR_ARG, "G must have as many elements as X");
-        if (st == LB_OK) st = as_f32(ctx, in[1], "G", &og, &g);
+        if (st == LB_OK) st = op_as_f32(ctx, in[1], "G", &og, &g);
     }
     float s = (float)scale;
     if (st == LB_OK && !(s > 0.0f)) st = lb_lsq_init_step_ref(ctx, numel, x, &s);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &quot);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_S8, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &quot);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_S8, &out[n++]);
     if (st == LB_OK)
         st = lb_lsq_quantize_ref(ctx, range, rounding, numel, x, s, lb_tensor_s8(out[0]), lb_tensor_f32(quot));
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &out[n++]);
     if (st == LB_OK)
         for (int64_t i = 0; i < numel; i++) lb_tensor_f32(out[1])[i] = s * (float)lb_tensor_s8(out[0])[i];
-    if (st == LB_OK) st = make_scalar_f32(ctx, s, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, s, &out[n++]);
     if (st == LB_OK && g) {
         float gs = 0.0f;
-        st = make_like(ctx, in[0], LB_F32, &out[n++]);
+        st = op_make_like(ctx, in[0], LB_F32, &out[n++]);
         if (st == LB_OK)
             st = lb_lsq_backward_ref(ctx, range, rounding, numel, lb_tensor_f32(quot), g, lb_tensor_f32(out[3]), &gs);
-        if (st == LB_OK) st = make_scalar_f32(ctx, gs, &out[n++]);
+        if (st == LB_OK) st = op_make_scalar_f32(ctx, gs, &out[n++]);
     }
     lb_tensor_free(ox);
     lb_tensor_free(og);
@@ -300,20 +241,20 @@ static lb_status run_bit_split(lb_ctx *ctx, op_params *p, lb_tensor *const *in, 
         rounding = t ? LB_ROUND_HALF_AWAY : LB_ROUND_HALF_EVEN;
     }
     if (st == LB_OK) st = read_layer_step(ctx, p, &layer, &step);
-    if (st == LB_OK) st = as_f32(ctx, in[0], "G", &og, &g);
+    if (st == LB_OK) st = op_as_f32(ctx, in[0], "G", &og, &g);
     if (st == LB_OK && n_in > 1) {
         if (in[1]->numel != in[0]->numel) st = lb_error(ctx, LB_ERR_ARG, "U must have as many elements as G");
-        if (st == LB_OK) st = as_f32(ctx, in[1], "U", &ou, &u);
+        if (st == LB_OK) st = op_as_f32(ctx, in[1], "U", &ou, &u);
     }
     float fine = 0.0f;
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_S8, &out[n++]);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_S8, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_S8, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_S8, &out[n++]);
     if (st == LB_OK)
         st = lb_bit_split_ref(ctx, mode ? LB_BS_CODE : LB_BS_CLEAN, rounding, numel, g, u, p->seed,
                               lb_hq_backward_streams(layer, step).bit_split, lb_tensor_s8(out[0]),
                               lb_tensor_s8(out[1]), &fine);
-    if (st == LB_OK) st = make_scalar_f32(ctx, fine, &out[n++]);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, fine, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &out[n++]);
     if (st == LB_OK)
         st = lb_bit_split_dequantize_ref(ctx, numel, lb_tensor_s8(out[0]), lb_tensor_s8(out[1]), fine,
                                          lb_tensor_f32(out[3]));
@@ -354,7 +295,7 @@ static lb_status run_lss_probs(lb_ctx *ctx, op_params *p, lb_tensor *const *in, 
     lb_status st = read_scores(ctx, p, in[0], &scores, &mode, &budget);
     if (st == LB_OK && !(prob = lb_alloc((size_t)(L ? L : 1) * sizeof *prob))) st = lb_error(ctx, LB_ERR_NOMEM, "out of memory");
     if (st == LB_OK) st = lb_lss_probabilities_ref(ctx, mode, L, scores, budget, prob, NULL);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &out[0]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &out[0]);
     if (st == LB_OK)
         for (int64_t i = 0; i < L; i++) lb_tensor_f32(out[0])[i] = (float)prob[i];
     lb_free(scores);
@@ -378,24 +319,24 @@ static lb_status run_lss_sample(lb_ctx *ctx, op_params *p, lb_tensor *const *in,
     if (st == LB_OK) st = op_param_choice(ctx, p, "stream", stream_choices, 0, &which);
     if (st == LB_OK) st = read_layer_step(ctx, p, &layer, &step);
     if (st == LB_OK && n_in > 1) {
-        st = matrix_shape(ctx, in[1], "R", &R, &K);
+        st = op_matrix_shape(ctx, in[1], "R", &R, &K);
         if (st == LB_OK && R != L) st = lb_error(ctx, LB_ERR_ARG, "R must have one row per score (%lld), got %lld", (long long)L, (long long)R);
-        if (st == LB_OK) st = as_f32(ctx, in[1], "R", &orows, &rows);
+        if (st == LB_OK) st = op_as_f32(ctx, in[1], "R", &orows, &rows);
     }
     if (st == LB_OK && (!(prob = lb_alloc((size_t)(L ? L : 1) * sizeof *prob)) ||
                         !(weight = lb_alloc((size_t)(L ? L : 1) * sizeof *weight))))
         st = lb_error(ctx, LB_ERR_NOMEM, "out of memory");
     if (st == LB_OK) st = lb_lss_probabilities_ref(ctx, mode, L, scores, budget, prob, NULL);
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_U8, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_U8, &out[n++]);
     if (st == LB_OK) {
         lb_hq_streams s = lb_hq_backward_streams(layer, step);
         st = lb_lss_sample_ref(ctx, L, prob, p->seed, which ? s.lss_input : s.lss_weight, lb_tensor_u8(out[0]), weight);
     }
-    if (st == LB_OK) st = make_like(ctx, in[0], LB_F32, &out[n++]);
+    if (st == LB_OK) st = op_make_like(ctx, in[0], LB_F32, &out[n++]);
     if (st == LB_OK)
         for (int64_t i = 0; i < L; i++) lb_tensor_f32(out[1])[i] = (float)prob[i];
     if (st == LB_OK && rows) {
-        st = make_like(ctx, in[1], LB_F32, &out[n++]);
+        st = op_make_like(ctx, in[1], LB_F32, &out[n++]);
         /* (float)((double)r · m/p): the unbiased row estimate */
         if (st == LB_OK)
             for (int64_t i = 0; i < L; i++)
@@ -429,11 +370,11 @@ static lb_status read_layer_inputs(lb_ctx *ctx, lb_tensor *const *in, int with_b
     if (in[1]->shape[1] != li->D)
         return lb_error(ctx, LB_ERR_ARG, "W is (%lld, %lld) but X has D=%lld", (long long)in[1]->shape[0],
                         (long long)in[1]->shape[1], (long long)li->D);
-    st = as_f32(ctx, in[0], "X", &li->ox, &li->x);
-    if (st == LB_OK) st = as_f32(ctx, in[1], "W", &li->ow, &li->w);
+    st = op_as_f32(ctx, in[0], "X", &li->ox, &li->x);
+    if (st == LB_OK) st = op_as_f32(ctx, in[1], "W", &li->ow, &li->w);
     if (st == LB_OK && with_bias) {
         if ((int64_t)in[2]->numel != li->C) return lb_error(ctx, LB_ERR_ARG, "b must have C=%lld values", (long long)li->C);
-        st = as_f32(ctx, in[2], "b", &li->ob, &li->b);
+        st = op_as_f32(ctx, in[2], "b", &li->ob, &li->b);
     }
     return st;
 }
@@ -468,16 +409,16 @@ static lb_status run_qlinear_forward(lb_ctx *ctx, op_params *p, lb_tensor *const
     lb_status st = read_layer_config(ctx, p, 0, &cfg, &sx, &sw);
     if (st == LB_OK) st = read_layer_inputs(ctx, in, n_in > 2, &li);
     if (st == LB_OK) st = lb_hq_state_create(ctx, &state);
-    if (st == LB_OK) st = make_2d(ctx, LB_F32, li.N, li.C, &out[n++]);
-    if (st == LB_OK) st = make_2d(ctx, LB_S32, li.N, li.C, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_F32, li.N, li.C, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_S32, li.N, li.C, &out[n++]);
     if (st == LB_OK) st = layer_forward(ctx, &cfg, &li, sx, sw, state, lb_tensor_f32(out[0]), lb_tensor_s32(out[1]));
-    if (st == LB_OK) st = make_2d(ctx, LB_S8, li.N, li.D, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_S8, li.N, li.D, &out[n++]);
     if (st == LB_OK) memcpy(lb_tensor_s8(out[2]), state->x_codes, (size_t)(li.N * li.D));
-    if (st == LB_OK) st = make_2d(ctx, LB_S8, li.C, li.D, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_S8, li.C, li.D, &out[n++]);
     if (st == LB_OK) memcpy(lb_tensor_s8(out[3]), state->w_codes, (size_t)(li.C * li.D));
-    if (st == LB_OK) st = make_scalar_f32(ctx, state->used_step_x, &out[n++]);
-    if (st == LB_OK) st = make_scalar_f32(ctx, state->used_step_w, &out[n++]);
-    if (st == LB_OK) st = make_scalar_s32(ctx, (int32_t)state->block, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, state->used_step_x, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, state->used_step_w, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_s32(ctx, (int32_t)state->block, &out[n++]);
     free_layer_inputs(&li);
     lb_hq_state_free(state);
     if (st != LB_OK) return free_outputs(out, n), st;
@@ -503,16 +444,16 @@ static lb_status run_qlinear_backward(lb_ctx *ctx, op_params *p, lb_tensor *cons
     if (st == LB_OK) st = read_layer_inputs(ctx, in, 0, &li);
     if (st == LB_OK && (in[2]->ndim != 2 || in[2]->shape[0] != li.N || in[2]->shape[1] != li.C))
         st = lb_error(ctx, LB_ERR_ARG, "dY must be (N, C) = (%lld, %lld)", (long long)li.N, (long long)li.C);
-    if (st == LB_OK) st = as_f32(ctx, in[2], "dY", &ody, &dy);
+    if (st == LB_OK) st = op_as_f32(ctx, in[2], "dY", &ody, &dy);
     if (st == LB_OK) st = lb_hq_state_create(ctx, &state);
     if (st == LB_OK && !(y = lb_alloc((size_t)(li.N * li.C > 0 ? li.N * li.C : 1) * sizeof *y)))
         st = lb_error(ctx, LB_ERR_NOMEM, "out of memory");
     if (st == LB_OK) st = layer_forward(ctx, &cfg, &li, sx, sw, state, y, NULL);
-    if (st == LB_OK) st = make_2d(ctx, LB_F32, li.N, li.D, &out[n++]);
-    if (st == LB_OK) st = make_2d(ctx, LB_F32, li.C, li.D, &out[n++]);
-    if (st == LB_OK) st = make_1d(ctx, LB_F32, li.C, &out[n++]);
-    if (st == LB_OK) st = make_2d(ctx, LB_S8, li.N, li.C, &out[n + 2]);
-    if (st == LB_OK) st = make_2d(ctx, LB_S8, li.N, li.C, &out[n + 3]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_F32, li.N, li.D, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_F32, li.C, li.D, &out[n++]);
+    if (st == LB_OK) st = op_make_1d(ctx, LB_F32, li.C, &out[n++]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_S8, li.N, li.C, &out[n + 2]);
+    if (st == LB_OK) st = op_make_2d(ctx, LB_S8, li.N, li.C, &out[n + 3]);
     lb_hq_backward_trace trace;
     memset(&trace, 0, sizeof trace);
     float gsx = 0.0f, gsw = 0.0f;
@@ -522,10 +463,10 @@ static lb_status run_qlinear_backward(lb_ctx *ctx, op_params *p, lb_tensor *cons
         st = lb_qlinear_hq_backward_ref(ctx, &cfg, state, (uint64_t)step, dy, lb_tensor_f32(out[0]), lb_tensor_f32(out[1]),
                                         lb_tensor_f32(out[2]), &gsx, &gsw, &trace);
     }
-    if (st == LB_OK) st = make_scalar_f32(ctx, gsx, &out[n++]);
-    if (st == LB_OK) st = make_scalar_f32(ctx, gsw, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, gsx, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, gsw, &out[n++]);
     if (st == LB_OK) n += 2; /* hi, lo */
-    if (st == LB_OK) st = make_scalar_f32(ctx, trace.fine_scale, &out[n++]);
+    if (st == LB_OK) st = op_make_scalar_f32(ctx, trace.fine_scale, &out[n++]);
     free_layer_inputs(&li);
     lb_tensor_free(ody);
     lb_hq_state_free(state);
