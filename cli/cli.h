@@ -53,6 +53,13 @@ const cli_command *cli_find_command(const char *name);
 int cmd_data(int argc, char **argv);
 int cmd_op(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
-int cmd_not_yet(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+extern const char cmd_tokenize_usage[];
 
 #endif

@@ -7,9 +7,13 @@
 
 static const cli_command commands[] = {
     {"train", "train a model (vit|gpt|bert) with a recipe (fp32|int8|hq|luq)",
-     "usage: lowbit train --model vit|gpt|bert --data DATASET [options]\n", cmd_not_yet},
+     "usage: lowbit train --model vit|gpt|bert --data DATASET [options]\n", cmd_train},
     {"eval", "evaluate a checkpoint on a dataset",
-     "usage: lowbit eval --checkpoint FILE --data DATASET\n", cmd_not_yet},
+     "usage: lowbit eval --checkpoint FILE --data DATASET\n", cmd_eval},
+    {"generate", "sample text from a gpt checkpoint",
+     "usage: lowbit generate --checkpoint FILE [--prompt TEXT] [--tokens N]\n", cmd_generate},
+    {"export", "export checkpoint weights with PyTorch names",
+     "usage: lowbit export --checkpoint FILE --out FILE.safetensors\n", cmd_export},
     {"op", "apply one quantization algorithm to .npy inputs (audit / GPU cross-check)",
      "usage: lowbit op NAME --in FILE.npy ... --out FILE.npy [--seed S] [--set key=value]\n"
      "       lowbit op --list\n"
@@ -24,13 +28,15 @@ static const cli_command commands[] = {
      "  element i matches when |a-b| <= atol + rtol*|b|; exit 1 on any mismatch or shape difference\n",
      cmd_compare},
     {"check", "run backend-vs-reference checks",
-     "usage: lowbit check --backend cpu|gpu\n", cmd_not_yet},
+     "usage: lowbit check [--backend cpu] [--threads N]   (see lowbit check --help)\n", cmd_check},
     {"bench", "benchmark kernels, layers and training steps against peers",
-     "usage: lowbit bench [--threads N] [--csv FILE]\n", cmd_not_yet},
+     "usage: lowbit bench [--threads N] [--csv FILE]   (see lowbit bench --help)\n", cmd_bench},
     {"data", "load and summarise a dataset",
      "usage: lowbit data fashion-mnist [--dir DIR]\n"
      "       lowbit data text [--corpus default|moby-dick|PATH[,PATH...]] [--val-fraction F]\n",
      cmd_data},
+    {"tokenize", "print the WordPiece ids of each input line (BERT uncased, all-MiniLM-L6-v2)",
+     cmd_tokenize_usage, cmd_tokenize},
 };
 
 const cli_command *cli_find_command(const char *name)
@@ -46,17 +52,6 @@ static void print_usage(FILE *f)
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
     fprintf(f, "\n`lowbit COMMAND --help` describes each command's options.\n");
-}
-
-int cmd_not_yet(int argc, char **argv)
-{
-    const cli_command *cmd = cli_find_command(argv[0]);
-    if (argc > 1 && cli_is_help(argv[1])) {
-        printf("%s", cmd->usage);
-        return CLI_EXIT_OK;
-    }
-    fprintf(stderr, "lowbit %s: not yet implemented in this version\n", argv[0]);
-    return CLI_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
