@@ -497,12 +497,41 @@ static lb_status next_batch(lb_ctx *ctx, lb_trainer *tr, lb_model_batch *batch)
     return LB_OK;
 }
 
+lb_status lb_optimizer_step(lb_ctx *ctx, lb_model *model, const lb_train_config *cfg, float *m,
+                            float *v, int64_t step, double *grad_norm)
+{
+    if (!model || !cfg || !m || !v) return lb_error(ctx, LB_ERR_ARG, "optimizer: NULL argument");
+    const lb_backend *be = lb_model_backend(model);
+    float *params = lb_model_params(model), *grads = lb_model_grads(model);
+    const int64_t n = lb_model_num_params(model);
+    // global gradient norm (fixed-order reduction) and clipping
+    const double norm = sqrt(be->sum_squares(grads, n));
+    if (grad_norm) *grad_norm = norm;
+    if (!isfinite(norm))
+        return lb_error(ctx, LB_ERR_NUMERIC,
+                        "step %lld: non-finite gradient norm (%g); lower the learning rate",
+                        (long long)step + 1, norm);
+    if (cfg->grad_clip > 0 && norm > cfg->grad_clip)
+        be->scale(grads, n, (float)(cfg->grad_clip / norm));
+    // AdamW, tensor by tensor (weight decay on matrices only)
+    const double lr = lb_train_lr(cfg, step);
+    const int64_t t = step + 1;
+    const float bc1 = (float)(1.0 - pow(cfg->beta1, (double)t));
+    const float bc2 = (float)(1.0 - pow(cfg->beta2, (double)t));
+    for (size_t k = 0; k < lb_model_num_tensors(model); k++) {
+        const lb_param_info *p = lb_model_tensor(model, k);
+        be->adamw_update(params + p->offset, grads + p->offset, m + p->offset, v + p->offset,
+                         p->numel, (float)lr, (float)cfg->beta1, (float)cfg->beta2, bc1, bc2,
+                         (float)cfg->eps, p->decay ? (float)cfg->weight_decay : 0.0f);
+    }
+    return LB_OK;
+}
+
 lb_status lb_trainer_step(lb_ctx *ctx, lb_trainer *tr, lb_step_info *info)
 {
     if (!tr) return lb_error(ctx, LB_ERR_ARG, "trainer step: NULL trainer");
     const lb_train_config *cfg = &tr->cfg;
     lb_model *model = tr->model;
-    const lb_backend *be = lb_model_backend(model);
     lb_model_batch batch;
     TRY(next_batch(ctx, tr, &batch));
 
@@ -512,29 +541,13 @@ lb_status lb_trainer_step(lb_ctx *ctx, lb_trainer *tr, lb_step_info *info)
     TRY(lb_model_forward(ctx, model, &batch, 1, tr->step, &loss));
     TRY(lb_model_backward(ctx, model));
 
-    // global gradient norm (fixed-order reduction) and clipping
-    float *params = lb_model_params(model), *grads = lb_model_grads(model);
-    const int64_t n = lb_model_num_params(model);
-    const double norm = sqrt(be->sum_squares(grads, n));
-    if (!isfinite(loss) || !isfinite(norm))
+    double norm = 0;
+    if (!isfinite(loss))
         return lb_error(ctx, LB_ERR_NUMERIC,
-                        "step %lld: non-finite loss (%g) or gradient norm (%g); lower the "
-                        "learning rate", (long long)tr->step + 1, loss, norm);
-    if (cfg->grad_clip > 0 && norm > cfg->grad_clip)
-        be->scale(grads, n, (float)(cfg->grad_clip / norm));
-
-    // AdamW, tensor by tensor (weight decay on matrices only)
+                        "step %lld: non-finite loss (%g); lower the learning rate",
+                        (long long)tr->step + 1, loss);
+    TRY(lb_optimizer_step(ctx, model, cfg, tr->m, tr->v, tr->step, &norm));
     const double lr = lb_train_lr(cfg, tr->step);
-    const int64_t t = tr->step + 1;
-    const float bc1 = (float)(1.0 - pow(cfg->beta1, (double)t));
-    const float bc2 = (float)(1.0 - pow(cfg->beta2, (double)t));
-    for (size_t k = 0; k < lb_model_num_tensors(model); k++) {
-        const lb_param_info *p = lb_model_tensor(model, k);
-        be->adamw_update(params + p->offset, grads + p->offset, tr->m + p->offset,
-                         tr->v + p->offset, p->numel, (float)lr, (float)cfg->beta1,
-                         (float)cfg->beta2, bc1, bc2, (float)cfg->eps,
-                         p->decay ? (float)cfg->weight_decay : 0.0f);
-    }
     tr->step++;
     if (info) {
         memset(info, 0, sizeof *info);

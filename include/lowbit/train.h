@@ -73,6 +73,16 @@ lb_status lb_train_config_check(lb_ctx *ctx, lb_train_config *cfg);
  * q = (s - warmup) / max(1, steps - warmup), clamped to [0, 1]. */
 double lb_train_lr(const lb_train_config *cfg, int64_t step);
 
+/* One optimizer update of every parameter of `model` from its gradients,
+ * as lb_trainer_step does it: global gradient norm (returned in *grad_norm,
+ * may be NULL; LB_ERR_NUMERIC when not finite, parameters unchanged),
+ * clipping (grads *= grad_clip / norm when norm > grad_clip > 0), then
+ * AdamW with lr = lb_train_lr(cfg, step) and bias corrections for t =
+ * step + 1, weight decay on the tensors with lb_param_info.decay. m and v
+ * (lb_model_num_params floats each, zero at the start) are the moments. */
+lb_status lb_optimizer_step(lb_ctx *ctx, lb_model *model, const lb_train_config *cfg, float *m,
+                            float *v, int64_t step, double *grad_norm);
+
 /* Evaluation result. */
 typedef struct lb_eval_result {
     double loss;           /* mean cross-entropy (nats) per predicted row */
