@@ -73,37 +73,86 @@ static inline __attribute__((always_inline)) int8_t b_elem(lb_int_format fmt, in
  * always_inline body is instantiated for each (fmt, trans_b) below so the
  * element fetch has no run-time branches. */
 static inline __attribute__((always_inline)) void
-pack_b_panel(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_b, int s4_store,
+pack_b_panel(int NR, int G, int b_s16, lb_int_format fmt, int trans_b, int s4_store,
              const void *B, int64_t K, int64_t N, int64_t kgroups, int64_t p,
              unsigned char *panel /* (kgroups, NR, G) */, int32_t *comp /* (NR) or NULL */)
 {
-    const int NR = kn->nr, G = kn->g;
     const int64_t half = (int64_t)NR * G / 2; /* int4: bytes per k-group */
-    for (int j = 0; j < NR; j++) {
-        const int64_t n = p * NR + j;
-        int32_t colsum = 0;
+    int32_t colsum[64] = {0};                 /* NR <= 64 */
+    const int64_t n0 = p * NR;
+    if (fmt == LB_INT_S8 && !s4_store && n0 + NR <= N) {
+        /* Fast path: int8 source, a full panel; only the last k-group may be
+         * partial (zero padded). */
+        const int8_t *B8 = B;
         for (int64_t kg = 0; kg < kgroups; kg++) {
-            for (int i = 0; i < G; i++) {
-                const int64_t k = kg * G + i;
-                const int8_t v = (n < N && k < K) ? b_elem(fmt, trans_b, B, K, N, k, n) : 0;
-                colsum += v;
-                const int64_t idx = (kg * NR + j) * G + i; /* element in the int8 layout */
-                if (s4_store) {
-                    const int64_t e = (int64_t)j * G + i; /* within the k-group */
-                    unsigned char *byte = panel + kg * half + (e % half);
-                    const unsigned nib = (unsigned)v & 15u;
-                    *byte = (unsigned char)(e < half ? ((*byte & 0xF0u) | nib)
-                                                     : ((*byte & 0x0Fu) | (nib << 4)));
-                } else if (kn->b_s16) {
-                    ((int16_t *)(void *)panel)[idx] = v;
-                } else {
-                    ((int8_t *)panel)[idx] = v;
+            const int full = (kg + 1) * G <= K;
+            for (int j = 0; j < NR; j++) {
+                for (int i = 0; i < G; i++) {
+                    const int64_t k = kg * G + i;
+                    const int8_t v = (full || k < K)
+                                         ? (trans_b ? B8[(n0 + j) * K + k] : B8[k * N + n0 + j])
+                                         : 0;
+                    colsum[j] += v;
+                    if (b_s16) ((int16_t *)(void *)panel)[(kg * NR + j) * G + i] = v;
+                    else ((int8_t *)panel)[(kg * NR + j) * G + i] = v;
                 }
             }
         }
-        /* |colsum| <= LB_GEMM_I8_MAX_K·128, so 128·colsum fits int32. */
-        if (comp) comp[j] = colsum * 128;
+        if (comp)
+            for (int j = 0; j < NR; j++) comp[j] = colsum[j] * 128;
+        return;
     }
+    /* Loop order follows the storage: trans_b = 1 (B (N, K)) reads each
+     * column's k contiguously; trans_b = 0 (B (K, N)) reads NR columns of one
+     * k contiguously. Every element is written exactly once either way. */
+    for (int64_t outer = 0; outer < (trans_b ? NR : kgroups * G); outer++) {
+        for (int64_t inner = 0; inner < (trans_b ? kgroups * G : NR); inner++) {
+            const int j = (int)(trans_b ? outer : inner);
+            const int64_t k = trans_b ? inner : outer;
+            const int64_t n = p * NR + j, kg = k / G;
+            const int i = (int)(k % G);
+            const int8_t v = (n < N && k < K) ? b_elem(fmt, trans_b, B, K, N, k, n) : 0;
+            colsum[j] += v;
+            const int64_t idx = (kg * NR + j) * G + i; /* element in the int8 layout */
+            if (s4_store) {
+                const int64_t e = (int64_t)j * G + i; /* within the k-group */
+                unsigned char *byte = panel + kg * half + (e % half);
+                const unsigned nib = (unsigned)v & 15u;
+                *byte = (unsigned char)(e < half ? ((*byte & 0xF0u) | nib)
+                                                 : ((*byte & 0x0Fu) | (nib << 4)));
+            } else if (b_s16) {
+                ((int16_t *)(void *)panel)[idx] = v;
+            } else {
+                ((int8_t *)panel)[idx] = v;
+            }
+        }
+    }
+    /* |colsum| <= LB_GEMM_I8_MAX_K·128, so 128·colsum fits int32. */
+    if (comp)
+        for (int j = 0; j < NR; j++) comp[j] = colsum[j] * 128;
+}
+
+/* Instantiates pack_b_panel for each kernel shape and (fmt, trans_b), so
+ * that the tile sizes and element types are constants in the loops. */
+#define PACK_B_TRANS(NR, G, S16, FMT, S4)                                                      \
+    do {                                                                                       \
+        if (trans_b) pack_b_panel(NR, G, S16, FMT, 1, S4, B, K, N, kgroups, p, dst, cp);       \
+        else pack_b_panel(NR, G, S16, FMT, 0, S4, B, K, N, kgroups, p, dst, cp);               \
+    } while (0)
+#define PACK_B_FORMATS(NR, G, S16)                                                             \
+    do {                                                                                       \
+        if (fmt == LB_INT_S4) PACK_B_TRANS(NR, G, S16, LB_INT_S4, 1);                          \
+        else PACK_B_TRANS(NR, G, S16, LB_INT_S8, 0);                                           \
+    } while (0)
+
+static void pack_b_dispatch(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int trans_b,
+                            const void *B, int64_t K, int64_t N, int64_t kgroups, int64_t p,
+                            unsigned char *dst, int32_t *cp)
+{
+    if (kn->nr == 32 && kn->g == 4 && !kn->b_s16) PACK_B_FORMATS(32, 4, 0);      /* vnni */
+    else if (kn->nr == 32 && kn->g == 2 && kn->b_s16) PACK_B_FORMATS(32, 2, 1);  /* avx512 */
+    else if (kn->nr == 16 && kn->g == 2 && kn->b_s16) PACK_B_FORMATS(16, 2, 1);  /* avx2 */
+    else PACK_B_FORMATS(kn->nr, kn->g, kn->b_s16);                               /* any other */
 }
 
 lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_int_format fmt,
@@ -146,7 +195,8 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
                         (long long)K, (long long)N);
     }
     pk->panel_bytes = panel / 64 * 64;
-    pk->data = lb_calloc(total ? total : 1, 1);
+    /* Packing writes every element; int4 nibbles are or-ed into zeroed bytes. */
+    pk->data = s4_store ? lb_calloc(total ? total : 1, 1) : lb_alloc(total ? total : 1);
     if (kn->comp) pk->comp = lb_calloc(comp_count ? comp_count : 1, sizeof(int32_t));
     if (!pk->data || (kn->comp && !pk->comp)) {
         lb_packed_i8_free(pk);
@@ -164,13 +214,7 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
     for (int64_t p = 0; p < npanels; p++) {
         unsigned char *dst = data + (size_t)p * pb;
         int32_t *cp = comp ? comp + p * kn->nr : NULL;
-        if (fmt == LB_INT_S4) {
-            if (trans_b) pack_b_panel(kn, LB_INT_S4, 1, 1, B, K, N, kgroups, p, dst, cp);
-            else pack_b_panel(kn, LB_INT_S4, 0, 1, B, K, N, kgroups, p, dst, cp);
-        } else {
-            if (trans_b) pack_b_panel(kn, LB_INT_S8, 1, 0, B, K, N, kgroups, p, dst, cp);
-            else pack_b_panel(kn, LB_INT_S8, 0, 0, B, K, N, kgroups, p, dst, cp);
-        }
+        pack_b_dispatch(kn, fmt, trans_b, B, K, N, kgroups, p, dst, cp);
     }
     *out = pk;
     return LB_OK;
@@ -201,8 +245,8 @@ int64_t lb_packed_i8_n(const lb_packed_i8 *p) { return p ? p->N : 0; }
 /* Packs rows m0 .. m0+mc-1 of op(A) into ceil(mc / MR) panels (kgroups, MR,
  * G), rows past mc and k past K padded with the kind's encoding of 0. The
  * always_inline body is instantiated per (kind, fmt, trans_a) so the inner
- * loops have no run-time branches: int8 rows are read contiguously
- * (trans_a = 0: along k; trans_a = 1: MR consecutive m for each k). */
+ * loops have no run-time branches: int8 A is read contiguously
+ * (trans_a = 0: along each row's k; trans_a = 1: the block's rows for each k). */
 static inline __attribute__((always_inline)) void
 pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const void *A, int64_t M,
              int64_t K, int64_t kgroups, int64_t m0, int64_t mc, unsigned char *dst)
@@ -211,22 +255,30 @@ pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const v
     const int64_t Kp = kgroups * G;
     const int64_t npan = ceil_div(mc, MR);
     const int8_t *A8 = A;
-    for (int64_t pi = 0; pi < npan; pi++) {
-        unsigned char *pd = dst + (size_t)pi * (size_t)(kgroups * MR * G) *
-                                      (kind == LB_APACK_S16 ? 2u : 1u);
-        const int64_t rows = mc - pi * MR < MR ? mc - pi * MR : MR;
-        if (fmt == LB_INT_S8 && trans_a) {
-            /* A stored (K, M): MR consecutive bytes per k. */
-            for (int64_t k = 0; k < Kp; k++) {
-                const int64_t base = (k / G) * MR * G + k % G;
-                const int8_t *src = A8 + k * M + m0 + pi * MR;
-                for (int r = 0; r < MR; r++) {
-                    const int8_t v = (k < K && r < rows) ? src[r] : 0;
-                    A_STORE(kind, pd, base + r * G, v);
+    const size_t panel_bytes = (size_t)(kgroups * MR * G) * (kind == LB_APACK_S16 ? 2u : 1u);
+    if (fmt == LB_INT_S8 && trans_a) {
+        /* A stored (K, M): each k is a contiguous run of the block's mc rows.
+         * Chunks of 64 k keep the rows read in L1 while every panel takes
+         * its (contiguous) share of the chunk. */
+        for (int64_t k0 = 0; k0 < Kp; k0 += 64) {
+            const int64_t k1 = k0 + 64 < Kp ? k0 + 64 : Kp;
+            for (int64_t pi = 0; pi < npan; pi++) {
+                unsigned char *pd = dst + (size_t)pi * panel_bytes;
+                for (int64_t k = k0; k < k1; k++) {
+                    const int64_t base = (k / G) * MR * G + k % G;
+                    const int8_t *src = k < K ? A8 + k * M + m0 + pi * MR : NULL;
+                    for (int r = 0; r < MR; r++) {
+                        const int8_t v = (src && pi * MR + r < mc) ? src[r] : 0;
+                        A_STORE(kind, pd, base + r * G, v);
+                    }
                 }
             }
-            continue;
         }
+        return;
+    }
+    for (int64_t pi = 0; pi < npan; pi++) {
+        unsigned char *pd = dst + (size_t)pi * panel_bytes;
+        const int64_t rows = mc - pi * MR < MR ? mc - pi * MR : MR;
         for (int r = 0; r < MR; r++) {
             const int64_t m = m0 + pi * MR + r;
             if (r >= rows) {
