@@ -292,15 +292,15 @@ const op_def ops_gptq[] = {
      "round-to-nearest weight quantization of a linear layer (the GPTQ paper's RTN baseline): per-tensor, "
      "per-channel or per-group scales, uniform or power (NUPES) grid",
      "W (C_out, C_in) f32 [X (..., C_in) f32 calibration batches, for ERR]",
-     "Q (C_out, C_in) s8 codes (u8 if sym=0), WHAT (C_out, C_in) f32, S (|C_out|C_out,G) f32 scale (power "
-     "grid: group max M), Z (same) s32 zero point, [ERR () f32 ||XW^T-XŴ^T||²/||XW^T||² when X is given]",
+     "Q (C_out, C_in) s8 codes (u8 if sym=0), WHAT (C_out, C_in) f32, S f32 scales: () per tensor, (C_out) per "
+     "channel, (C_out, G) per group (power grid: group max M), Z (same shape) s32 zero point, [ERR () f32 ||XW^T-XŴ^T||²/||XW^T||² when X is given]",
      WEIGHT_PARAMS, 1, OP_MAX_INPUTS, op_rtn_weight},
     {"gptq",
      "GPTQ/OPTQ (Frantar et al. 2023, Algorithm 1, the authors' fasterquant): H = 2X^TX/n, dampening, "
      "Cholesky of H^-1, lazy block updates, optional act-order; uniform or power grid",
      "W (C_out, C_in) f32, X (..., C_in) f32 [X2 ... more calibration batches]",
-     "Q (C_out, C_in) s8 codes (u8 if sym=0), WHAT (C_out, C_in) f32, S (|C_out|C_out,G) f32 scale (power "
-     "grid: group max M; groups in processing order), Z (same) s32, ERR () f32 ||XW^T-XŴ^T||²/||XW^T||², "
+     "Q (C_out, C_in) s8 codes (u8 if sym=0), WHAT (C_out, C_in) f32, S f32 scales: () | (C_out) | (C_out, G) "
+     "(power grid: group max M; groups in processing order), Z (same shape) s32, ERR () f32 ||XW^T-XŴ^T||²/||XW^T||², "
      "ERR_RTN () f32 the same for RTN, G_IDX (C_in) s32 group of each column, PERM (C_in) s32 processing order",
      WEIGHT_PARAMS "; percdamp=0.01; blocksize=128; act-order=0|1; static-groups=0|1",
      2, OP_MAX_INPUTS, op_gptq},

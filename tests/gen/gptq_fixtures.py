@@ -34,7 +34,7 @@ F32 = np.float32
 
 def save(name, arr):
     os.makedirs(OUT, exist_ok=True)
-    np.save(os.path.join(OUT, name + ".npy"), np.ascontiguousarray(arr))
+    np.save(os.path.join(OUT, name + ".npy"), np.asarray(arr).copy(order="C"))
 
 
 # ----------------------------------------------------------- lowbit quantizer
