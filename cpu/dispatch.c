@@ -221,6 +221,7 @@ lb_status lb_cpu_int8_peak(lb_ctx *ctx, lb_isa isa, double seconds, double *gops
 #ifdef _OPENMP
     nthreads = ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
 #endif
+    (void)nthreads;
     double start = 0, stop = 0;
     int ran = 1;
 #pragma omp parallel num_threads(nthreads) if (nthreads > 1)
