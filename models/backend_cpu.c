@@ -49,7 +49,7 @@ typedef float real;
 
 /* Below this many output elements an op runs on one thread (the fork/join
  * would cost more than the work). */
-#define PAR_MIN 4096
+#define PAR_MIN 32768
 /* Channels per task in column-sum reductions. */
 #define COL_CHUNK 64
 
@@ -513,7 +513,7 @@ static double sum_squares_cpu(const float *x, int64_t n)
     for (int64_t g0 = 0; g0 < nblocks; g0 += GROUP) {
         const int64_t g1 = g0 + GROUP < nblocks ? g0 + GROUP : nblocks;
         double sums[GROUP];
-#pragma omp parallel for schedule(static) if (g1 - g0 > 4)
+#pragma omp parallel for schedule(static) if (g1 - g0 > 16)
         for (int64_t blk = g0; blk < g1; blk++) {
             const int64_t start = blk * LB_REDUCE_BLOCK;
             const int64_t end = start + LB_REDUCE_BLOCK < n ? start + LB_REDUCE_BLOCK : n;

@@ -198,6 +198,12 @@ static void test_learns_and_repeats(void **state)
     c.steps = 120;
     c.batch_size = 8;
     c.lr = 1e-2;
+    // one thread: 240 tiny steps would mostly measure fork/join costs on a
+    // busy machine (the resume tests run with the harness's thread count)
+    lb_ctx *ctx;
+    assert_int_equal(lb_ctx_create(&ctx), LB_OK);
+    const int threads = lb_ctx_threads(ctx);
+    assert_int_equal(lb_ctx_set_threads(ctx, 1), LB_OK);
     lb_trainer *a = NULL, *b = NULL;
     assert_int_equal(lb_trainer_create(NULL, &c, &a), LB_OK);
     assert_int_equal(lb_trainer_create(NULL, &c, &b), LB_OK);
@@ -216,6 +222,8 @@ static void test_learns_and_repeats(void **state)
     assert_true(fabs(after.bits_per_byte - after.loss / log(2.0)) < 1e-12);
     lb_trainer_free(a);
     lb_trainer_free(b);
+    assert_int_equal(lb_ctx_set_threads(ctx, threads), LB_OK);
+    lb_ctx_free(ctx);
 }
 
 static void test_diverging_run(void **state)
