@@ -13,7 +13,7 @@
 #include "lowbit/lowbit.h"
 #include "lowbit/npy.h"
 #include "lowbit/ref/clipped_softmax.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
 /* Deterministic test data in [lo, hi) from the counter RNG. */
 static void fill(double *x, size_t n, uint64_t sub, double lo, double hi)
@@ -25,12 +25,7 @@ static void fill(double *x, size_t n, uint64_t sub, double lo, double hi)
 /* Loads tests/data/attention/<name>.npy as f64 with `numel` elements. */
 static lb_tensor *load(const char *name, size_t numel)
 {
-    char path[1024], file[256];
-    snprintf(file, sizeof file, "attention/%s.npy", name);
-    lb_tensor *t = NULL;
-    lb_status st = lb_npy_read(NULL, lb_test_path(path, sizeof path, lb_test_data_dir(), file), &t);
-    if (st != LB_OK) fail_msg("cannot read fixture %s: %s", path, lb_status_str(st));
-    if (numel && t->numel != numel) fail_msg("fixture %s has %zu elements, want %zu", name, t->numel, numel);
+    lb_tensor *t = lb_test_fixture("attention", name, numel);
     return t;
 }
 

@@ -13,7 +13,7 @@
 #include "lowbit/lowbit.h"
 #include "lowbit/npy.h"
 #include "lowbit/ref/gated_attention.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
 /* The fixtures' sizes (tests/gen/attention_fixtures.py). */
 enum { B = 2, T = 3, H = 3, DH = 4, NH = 2, D = H * DH, TOK = B * T };
@@ -26,13 +26,8 @@ static void fill(double *x, size_t n, uint64_t sub, double lo, double hi)
 
 static lb_tensor *load(const char *name, size_t numel)
 {
-    char path[1024], file[256];
-    snprintf(file, sizeof file, "attention/%s.npy", name);
-    lb_tensor *t = NULL;
-    lb_status st = lb_npy_read(NULL, lb_test_path(path, sizeof path, lb_test_data_dir(), file), &t);
-    if (st != LB_OK) fail_msg("cannot read fixture %s: %s", path, lb_status_str(st));
+    lb_tensor *t = lb_test_fixture("attention", name, numel);
     if (t->dtype != LB_F64) fail_msg("fixture %s is not f64", name);
-    if (numel && t->numel != numel) fail_msg("fixture %s has %zu elements, want %zu", name, t->numel, numel);
     return t;
 }
 

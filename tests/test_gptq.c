@@ -21,19 +21,9 @@
 #include "lowbit/ref/power_quantizer.h"
 #include "lowbit/ref/weight_quant.h"
 #include "lowbit/ref/gptq.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
-static lb_tensor *load(const char *name)
-{
-    char path[512], file[128];
-    snprintf(file, sizeof file, "gptq/%s.npy", name);
-    lb_test_path(path, sizeof path, lb_test_data_dir(), file);
-    lb_tensor *t = NULL;
-    lb_status st = lb_npy_read(NULL, path, &t);
-    if (st != LB_OK) fprintf(stderr, "cannot read %s: %s\n", path, lb_status_str(st));
-    assert_int_equal(st, LB_OK);
-    return t;
-}
+static lb_tensor *load(const char *name) { return lb_test_fixture("gptq", name, 0); }
 
 /* Standard normal from the counter RNG (Box-Muller), stream `s`. */
 static double gauss(uint64_t seed, uint64_t s, uint64_t i)

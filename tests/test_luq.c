@@ -18,7 +18,7 @@
 #include "lowbit/npy.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/luq.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
 /* Fills x with values of many magnitudes (log-uniform over 2^-12..1, random sign). */
 static void fill_mixed(float *x, size_t n, uint64_t seed)
@@ -432,13 +432,7 @@ static void test_smp(void **state)
     assert_true(measured[3] < measured[2] && measured[2] < measured[1] && measured[1] < measured[0]);
 }
 
-static lb_tensor *load(const char *name)
-{
-    char path[1024];
-    lb_tensor *t = NULL;
-    assert_int_equal(lb_npy_read(NULL, lb_test_path(path, sizeof path, lb_test_data_dir(), name), &t), LB_OK);
-    return t;
-}
+static lb_tensor *load(const char *name) { return lb_test_fixture("luq", name, 0); }
 
 /* The PyTorch model (authors' underflow test and the paper's 4/3 trick) with
  * the same uniforms, for L = 8, 7, 5 and the ablations; and with lowbit's
@@ -446,7 +440,7 @@ static lb_tensor *load(const char *name)
 static void test_torch_fixtures(void **state)
 {
     (void)state;
-    lb_tensor *x = load("luq/luq_x.npy"), *uu = load("luq/luq_uu.npy"), *ur = load("luq/luq_ur.npy");
+    lb_tensor *x = load("luq_x"), *uu = load("luq_uu"), *ur = load("luq_ur");
     assert_int_equal(x->dtype, LB_F32);
     const size_t n = x->numel;
     int8_t *c = malloc(n);

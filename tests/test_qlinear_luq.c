@@ -17,7 +17,7 @@
 #include "lowbit/npy.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/qlinear_luq.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
 static void fill_normal(float *x, size_t n, uint64_t seed, float sigma)
 {
@@ -390,13 +390,7 @@ static void test_finite_differences(void **state)
     layer_free(l);
 }
 
-static lb_tensor *load(const char *name)
-{
-    char path[1024];
-    lb_tensor *t = NULL;
-    assert_int_equal(lb_npy_read(NULL, lb_test_path(path, sizeof path, lb_test_data_dir(), name), &t), LB_OK);
-    return t;
-}
+static lb_tensor *load(const char *name) { return lb_test_fixture("luq", name, 0); }
 
 static void assert_close(const float *got, const lb_tensor *want, double rtol)
 {
@@ -418,30 +412,30 @@ static void assert_close(const float *got, const lb_tensor *want, double rtol)
 static void test_torch_fixtures(void **state)
 {
     (void)state;
-    lb_tensor *X = load("luq/qlin_x.npy"), *W = load("luq/qlin_w.npy"), *b = load("luq/qlin_b.npy");
-    lb_tensor *dY = load("luq/qlin_dy.npy");
+    lb_tensor *X = load("qlin_x"), *W = load("qlin_w"), *b = load("qlin_b");
+    lb_tensor *dY = load("qlin_dy");
     const int64_t N = X->shape[0], D = X->shape[1], C = W->shape[0];
     layer *l = layer_new(N, D, C, 0);
     lb_qlinear_luq_config cfg = lb_qlinear_luq_default_config();
     assert_int_equal(lb_qlinear_luq_forward_ref(NULL, &cfg, N, D, C, lb_tensor_f32(X), lb_tensor_f32(W),
                                                 lb_tensor_f32(b), NULL, l->Xq, &l->sx, l->Wq, &l->sw, l->Z, l->Y),
                      LB_OK);
-    lb_tensor *t = load("luq/qlin_xq.npy");
+    lb_tensor *t = load("qlin_xq");
     assert_memory_equal(l->Xq, lb_tensor_s8(t), (size_t)(N * D));
     lb_tensor_free(t);
-    t = load("luq/qlin_wq.npy");
+    t = load("qlin_wq");
     assert_memory_equal(l->Wq, lb_tensor_s8(t), (size_t)(C * D));
     lb_tensor_free(t);
-    t = load("luq/qlin_sx.npy");
+    t = load("qlin_sx");
     assert_true(l->sx == lb_tensor_f32(t)[0]);
     lb_tensor_free(t);
-    t = load("luq/qlin_sw.npy");
+    t = load("qlin_sw");
     assert_true(l->sw == lb_tensor_f32(t)[0]);
     lb_tensor_free(t);
-    t = load("luq/qlin_z.npy");
+    t = load("qlin_z");
     assert_memory_equal(l->Z, lb_tensor_s32(t), (size_t)(N * C) * 4);
     lb_tensor_free(t);
-    t = load("luq/qlin_y.npy");
+    t = load("qlin_y");
     assert_close(l->Y, t, 1e-6);
     lb_tensor_free(t);
     const char *names[] = {"s2", "nearest"};

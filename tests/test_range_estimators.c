@@ -15,19 +15,9 @@
 #include "lowbit/tensor.h"
 #include "lowbit/ref/uniform_quantizer.h"
 #include "lowbit/ref/range_estimators.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
-static lb_tensor *load(const char *name)
-{
-    char path[512], file[128];
-    snprintf(file, sizeof file, "uniform_power/%s.npy", name);
-    lb_test_path(path, sizeof path, lb_test_data_dir(), file);
-    lb_tensor *t = NULL;
-    lb_status st = lb_npy_read(NULL, path, &t);
-    if (st != LB_OK) fprintf(stderr, "cannot read %s: %s\n", path, lb_status_str(st));
-    assert_int_equal(st, LB_OK);
-    return t;
-}
+static lb_tensor *load(const char *name) { return lb_test_fixture("uniform_power", name, 0); }
 
 static lb_uniform_config cfg_of(int bits, int symmetric)
 {

@@ -18,19 +18,9 @@
 #include "lowbit/ref/range_estimators.h"
 #include "lowbit/ref/power_quantizer.h"
 #include "lowbit/ref/weight_quant.h"
-#include "test_util.h"
+#include "test_fixture.h"
 
-static lb_tensor *load(const char *name)
-{
-    char path[512], file[128];
-    snprintf(file, sizeof file, "gptq/%s.npy", name);
-    lb_test_path(path, sizeof path, lb_test_data_dir(), file);
-    lb_tensor *t = NULL;
-    lb_status st = lb_npy_read(NULL, path, &t);
-    if (st != LB_OK) fprintf(stderr, "cannot read %s: %s\n", path, lb_status_str(st));
-    assert_int_equal(st, LB_OK);
-    return t;
-}
+static lb_tensor *load(const char *name) { return lb_test_fixture("gptq", name, 0); }
 
 static float rnd(uint64_t i, float spread) { return (lb_rng_uniform_f32(2023, 3, i) * 2.0f - 1.0f) * spread; }
 
