@@ -136,6 +136,12 @@ static void test_arguments_and_edges(void **state)
     assert_int_equal(lb_gemm_i8_packed(ctx, LB_INT_S8, 0, -3, a, p, c), LB_ERR_ARG);
     assert_int_equal(lb_gemm_i8_packed(ctx, LB_INT_S8, 0, 2, NULL, p, c), LB_ERR_ARG);
     lb_packed_i8_free(p);
+    /* A NULL context means: auto path, all OpenMP threads. */
+    int8_t x[6] = {-128, 127, 5, -7, 0, 1}, w[6] = {127, -128, 3, 9, -1, 2};
+    int32_t y[4], want[4];
+    assert_int_equal(lb_gemm_i8_ref(NULL, 0, 1, 2, 2, 3, x, w, want), LB_OK);
+    assert_int_equal(lb_gemm_i8(NULL, 0, 1, 2, 2, 3, x, w, y), LB_OK);
+    assert_memory_equal(y, want, sizeof y);
     assert_int_equal(lb_s4_bytes(0), 0);
     assert_int_equal(lb_s4_bytes(1), 1);
     assert_int_equal(lb_s4_bytes(7), 4);
