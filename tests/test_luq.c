@@ -465,11 +465,11 @@ static void test_torch_fixtures(void **state)
         assert_int_equal(lb_luq_quantize_uniforms_ref(NULL, &p, lb_tensor_f32(x), n, lb_tensor_f32(uu),
                                                       lb_tensor_f32(ur), c, v, &alpha),
                          LB_OK);
-        snprintf(name, sizeof name, "luq/luq_%s_codes.npy", cases[k].name);
+        snprintf(name, sizeof name, "luq_%s_codes", cases[k].name);
         lb_tensor *wc = load(name);
-        snprintf(name, sizeof name, "luq/luq_%s_values.npy", cases[k].name);
+        snprintf(name, sizeof name, "luq_%s_values", cases[k].name);
         lb_tensor *wv = load(name);
-        snprintf(name, sizeof name, "luq/luq_%s_alpha.npy", cases[k].name);
+        snprintf(name, sizeof name, "luq_%s_alpha", cases[k].name);
         lb_tensor *wa = load(name);
         assert_true(alpha == lb_tensor_f32(wa)[0]);
         for (size_t i = 0; i < n; i++) {
@@ -485,7 +485,7 @@ static void test_torch_fixtures(void **state)
         p.seed = 1234;
         p.sample = (uint64_t)s;
         assert_int_equal(lb_luq_quantize_ref(NULL, &p, lb_tensor_f32(x), n, c, NULL, NULL), LB_OK);
-        snprintf(name, sizeof name, "luq/luq_seed1234_s%d_codes.npy", s);
+        snprintf(name, sizeof name, "luq_seed1234_s%d_codes", s);
         lb_tensor *wc = load(name);
         assert_memory_equal(c, lb_tensor_s8(wc), n);
         lb_tensor_free(wc);

@@ -455,19 +455,19 @@ static void test_torch_fixtures(void **state)
         assert_true(N * C <= 64);
         assert_int_equal(lb_luq_quantize_ref(NULL, &cfg.luq, lb_tensor_f32(dY), (size_t)(N * C), codes, NULL, NULL),
                          LB_OK);
-        snprintf(name, sizeof name, "luq/qlin_%s_codes0.npy", names[k]);
+        snprintf(name, sizeof name, "qlin_%s_codes0", names[k]);
         t = load(name);
         assert_memory_equal(codes, lb_tensor_s8(t), (size_t)(N * C));
         lb_tensor_free(t);
-        snprintf(name, sizeof name, "luq/qlin_%s_dx.npy", names[k]);
+        snprintf(name, sizeof name, "qlin_%s_dx", names[k]);
         t = load(name);
         assert_close(l->dX, t, 1e-6);
         lb_tensor_free(t);
-        snprintf(name, sizeof name, "luq/qlin_%s_dw.npy", names[k]);
+        snprintf(name, sizeof name, "qlin_%s_dw", names[k]);
         t = load(name);
         assert_close(l->dW, t, 1e-6);
         lb_tensor_free(t);
-        snprintf(name, sizeof name, "luq/qlin_%s_db.npy", names[k]);
+        snprintf(name, sizeof name, "qlin_%s_db", names[k]);
         t = load(name);
         assert_close(l->db, t, 1e-6);
         lb_tensor_free(t);
