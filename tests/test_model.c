@@ -23,6 +23,8 @@
 
 #include "lowbit/lowbit.h"
 #include "lowbit/model.h"
+#include "lowbit/safetensors.h"
+#include "lowbit/train.h"
 #include "test_util.h"
 
 /* A tiny config of each kind. */
@@ -279,6 +281,85 @@ static void test_generate(void **state)
     lb_model_free(m);
 }
 
+/* Export: PyTorch names and shapes; the bert qkv split and the tied LM head
+ * copy hold the right values; the lowbit-only gate keeps its name. */
+static void expect_tensor(const lb_safetensors *st, const char *name, int ndim,
+                          const int64_t *shape, const float *values, size_t n)
+{
+    lb_tensor *t = NULL;
+    if (lb_safetensors_get(NULL, st, name, &t) != LB_OK) {
+        fprintf(stderr, "export: tensor %s missing\n", name);
+        fail();
+    }
+    assert_int_equal(t->ndim, ndim);
+    for (int i = 0; i < ndim; i++) assert_int_equal(t->shape[i], shape[i]);
+    if (values) assert_memory_equal(lb_tensor_f32(t), values, n * sizeof(float));
+    lb_tensor_free(t);
+}
+
+static void test_export(void **state)
+{
+    (void)state;
+    char path[512];
+    lb_test_path(path, sizeof path, lb_test_tmp_dir(), "export.safetensors");
+    for (int kind = 0; kind < 3; kind++) {
+        lb_model_config c;
+        tiny_config((lb_model_kind)kind, LB_ATTENTION_GATED, &c);
+        lb_model *m = NULL;
+        assert_int_equal(lb_model_create(NULL, &c, lb_backend_ref(), NULL, 1, &m), LB_OK);
+        lb_model_init(NULL, m, 3);
+        assert_int_equal(lb_model_export(NULL, m, path), LB_OK);
+        lb_safetensors *st = NULL;
+        assert_int_equal(lb_safetensors_read(NULL, path, &st), LB_OK);
+        const float *p = lb_model_params(m);
+        const lb_param_info *qkv_w = lb_model_tensor(m, (size_t)lb_model_find_tensor(m, "blocks.1.attn.qkv.weight"));
+        const lb_param_info *qkv_b = lb_model_tensor(m, (size_t)lb_model_find_tensor(m, "blocks.1.attn.qkv.bias"));
+        const int64_t C = 8;
+        if (kind == LB_MODEL_VIT) {
+            assert_string_equal(lb_safetensors_metadata(st, "names"), "timm");
+            const lb_param_info *pw = lb_model_tensor(m, (size_t)lb_model_find_tensor(m, "patch.weight"));
+            expect_tensor(st, "patch_embed.proj.weight", 4, (int64_t[]){C, 1, 4, 4}, p + pw->offset, 128);
+            expect_tensor(st, "cls_token", 3, (int64_t[]){1, 1, C}, NULL, 0);
+            expect_tensor(st, "pos_embed", 3, (int64_t[]){1, 5, C}, NULL, 0);
+            expect_tensor(st, "blocks.1.attn.qkv.weight", 2, (int64_t[]){3 * C, C}, p + qkv_w->offset, 3 * 64);
+            expect_tensor(st, "blocks.0.norm2.bias", 1, (int64_t[]){C}, NULL, 0);
+            expect_tensor(st, "blocks.0.attn.gate.weight", 2, (int64_t[]){2, 4}, NULL, 0);
+            expect_tensor(st, "norm.weight", 1, (int64_t[]){C}, NULL, 0);
+            expect_tensor(st, "head.weight", 2, (int64_t[]){3, C}, NULL, 0);
+            assert_int_equal(lb_safetensors_count(st), lb_model_num_tensors(m));
+        } else if (kind == LB_MODEL_GPT) {
+            assert_string_equal(lb_safetensors_metadata(st, "names"), "nanogpt");
+            const lb_param_info *wte = lb_model_tensor(m, (size_t)lb_model_find_tensor(m, "wte"));
+            expect_tensor(st, "transformer.wte.weight", 2, (int64_t[]){11, C}, p + wte->offset, 88);
+            expect_tensor(st, "lm_head.weight", 2, (int64_t[]){11, C}, p + wte->offset, 88);
+            expect_tensor(st, "transformer.h.1.attn.c_attn.weight", 2, (int64_t[]){3 * C, C}, p + qkv_w->offset, 3 * 64);
+            expect_tensor(st, "transformer.h.0.mlp.c_proj.weight", 2, (int64_t[]){C, 12}, NULL, 0);
+            expect_tensor(st, "transformer.ln_f.bias", 1, (int64_t[]){C}, NULL, 0);
+            assert_int_equal(lb_safetensors_count(st), lb_model_num_tensors(m) + 1);
+        } else {
+            assert_string_equal(lb_safetensors_metadata(st, "names"), "hf-bert");
+            static const char *const part[3] = {"query", "key", "value"};
+            for (int j = 0; j < 3; j++) {
+                char name[128];
+                snprintf(name, sizeof name, "encoder.layer.1.attention.self.%s.weight", part[j]);
+                expect_tensor(st, name, 2, (int64_t[]){C, C}, p + qkv_w->offset + j * 64, 64);
+                snprintf(name, sizeof name, "encoder.layer.1.attention.self.%s.bias", part[j]);
+                expect_tensor(st, name, 1, (int64_t[]){C}, p + qkv_b->offset + j * C, (size_t)C);
+            }
+            expect_tensor(st, "embeddings.token_type_embeddings.weight", 2, (int64_t[]){2, C}, NULL, 0);
+            expect_tensor(st, "embeddings.LayerNorm.weight", 1, (int64_t[]){C}, NULL, 0);
+            expect_tensor(st, "encoder.layer.0.attention.output.LayerNorm.bias", 1, (int64_t[]){C}, NULL, 0);
+            expect_tensor(st, "encoder.layer.0.intermediate.dense.weight", 2, (int64_t[]){12, C}, NULL, 0);
+            expect_tensor(st, "encoder.layer.0.output.dense.weight", 2, (int64_t[]){C, 12}, NULL, 0);
+            expect_tensor(st, "encoder.layer.0.output.LayerNorm.weight", 1, (int64_t[]){C}, NULL, 0);
+            // qkv weight and bias become 3 tensors each
+            assert_int_equal(lb_safetensors_count(st), lb_model_num_tensors(m) + 2 * 2 * 2);
+        }
+        lb_safetensors_free(st);
+        lb_model_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -289,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_bad_batches),
         cmocka_unit_test(test_minilm_size),
         cmocka_unit_test(test_generate),
+        cmocka_unit_test(test_export),
     };
     return LB_RUN_TESTS(tests);
 }
