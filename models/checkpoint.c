@@ -127,6 +127,14 @@ static lb_status write_config(lb_ctx *ctx, lb_safetensors_writer *w, const lb_tr
         case F_STR: TRY(set_meta(ctx, w, f->key, "%s", p)); break;
         }
     }
+    // the recipe's options: recipe.<key> (lowbit/recipe.h)
+    for (size_t i = 0; i < lb_recipe_option_count(); i++) {
+        char key[64], value[128];
+        snprintf(key, sizeof key, "recipe.%s", lb_recipe_option_key(i));
+        TRY(lb_recipe_option_get(ctx, &cfg->recipe_opt, lb_recipe_option_key(i), value,
+                                 sizeof value));
+        TRY(set_meta(ctx, w, key, "%s", value));
+    }
     return LB_OK;
 }
 
@@ -174,14 +182,15 @@ static lb_status parse_double(const char *s, double *out)
 }
 
 /* Reads model.* and train.* metadata into *cfg and checks it. */
-static lb_status read_config(lb_ctx *ctx, const lb_safetensors *st, const char *path,
-                             lb_train_config *cfg)
+static lb_status read_config_as(lb_ctx *ctx, const lb_safetensors *st, const char *path,
+                                const char *format, lb_train_config *cfg)
 {
     lb_status status = LB_OK;
     const char *fmt = lb_safetensors_metadata(st, "format");
-    if (!fmt || strcmp(fmt, CHECKPOINT_FORMAT) != 0)
-        return lb_error(ctx, LB_ERR_FORMAT,
-                        "%s is not a lowbit checkpoint (metadata 'format' is %s%s%s)", path,
+    if (!fmt || strcmp(fmt, format) != 0)
+        return lb_error(ctx, LB_ERR_FORMAT, "%s is not a %s (metadata 'format' is %s%s%s)",
+                        path,
+                        strcmp(format, CHECKPOINT_FORMAT) == 0 ? "lowbit checkpoint" : format,
                         fmt ? "'" : "", fmt ? fmt : "missing", fmt ? "'" : "");
     const char *ver = need_meta(ctx, st, path, "format_version", &status);
     if (!ver) return status;
@@ -238,6 +247,16 @@ static lb_status read_config(lb_ctx *ctx, const lb_safetensors *st, const char *
             return lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s: metadata '%s' has a bad value '%s'",
                             path, f->key, v);
     }
+    // recipe.<key>: defaults for keys a file does not have
+    lb_recipe_options_default(&cfg->recipe_opt);
+    for (size_t i = 0; i < lb_recipe_option_count(); i++) {
+        char key[64];
+        snprintf(key, sizeof key, "recipe.%s", lb_recipe_option_key(i));
+        const char *v = lb_safetensors_metadata(st, key);
+        if (v && lb_recipe_option_set(NULL, &cfg->recipe_opt, lb_recipe_option_key(i), v) != LB_OK)
+            return lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s: metadata '%s' has a bad value '%s'",
+                            path, key, v);
+    }
     lb_status cst = lb_train_config_check(ctx, cfg);
     if (cst == LB_ERR_ARG) {
         char detail[400];
@@ -245,6 +264,12 @@ static lb_status read_config(lb_ctx *ctx, const lb_safetensors *st, const char *
         return lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s: invalid config: %s", path, detail);
     }
     return cst;
+}
+
+static lb_status read_config(lb_ctx *ctx, const lb_safetensors *st, const char *path,
+                             lb_train_config *cfg)
+{
+    return read_config_as(ctx, st, path, CHECKPOINT_FORMAT, cfg);
 }
 
 /* Reads tensor prefix+name of every parameter into base (the parameter layout). */
@@ -313,6 +338,11 @@ lb_status lb_trainer_save(lb_ctx *ctx, lb_trainer *tr, const char *path)
             st = lb_safetensors_writer_add_raw(ctx, w, name, LB_F32, p->ndim, p->shape,
                                                bases[j] + p->offset);
         }
+    // the recipe's state (learned LSQ steps, chosen blocks, ...): "recipe.state"
+    lb_tensor *rs = NULL;
+    if (st == LB_OK) st = lb_recipe_get_state(tr->recipe, ctx, &rs);
+    if (st == LB_OK && rs) st = lb_safetensors_writer_add(ctx, w, "recipe.state", rs);
+    lb_tensor_free(rs);
     if (st == LB_OK) st = lb_safetensors_writer_save(ctx, w, path);
     lb_safetensors_writer_free(w);
     return st;
@@ -345,6 +375,16 @@ lb_status lb_trainer_resume(lb_ctx *ctx, const char *path, int64_t steps, lb_tra
     }
     if (s == LB_OK) s = read_tensors(ctx, st, path, tr->model, "optim.m.", tr->m);
     if (s == LB_OK) s = read_tensors(ctx, st, path, tr->model, "optim.v.", tr->v);
+    if (s == LB_OK && lb_trainer_recipe(tr)->get_state) {
+        // quantized recipes need their state to resume bit-exactly
+        lb_tensor *rs = NULL;
+        s = lb_safetensors_get(ctx, st, "recipe.state", &rs);
+        if (s == LB_ERR_NOT_FOUND)
+            s = lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s has no recipe.state for recipe %s",
+                         path, tr->cfg.recipe);
+        if (s == LB_OK) s = lb_recipe_set_state(lb_trainer_recipe(tr), ctx, rs);
+        lb_tensor_free(rs);
+    }
     if (s == LB_OK) {
         tr->step = step;
         if (tr->batcher) {
@@ -403,4 +443,50 @@ lb_status lb_checkpoint_load_model(lb_ctx *ctx, const char *path, const lb_backe
     }
     *model = m;
     return LB_OK;
+}
+
+/* ------------------------------------------- weights-only checkpoints and
+ * the config of other lowbit files (post-training quantization, import) */
+
+lb_status lb_checkpoint_save_model(lb_ctx *ctx, lb_model *model, const lb_train_config *cfg,
+                                   int64_t step, size_t n_meta, const char *const *meta,
+                                   const char *path)
+{
+    if (!model || !cfg || !path || (n_meta && !meta))
+        return lb_error(ctx, LB_ERR_ARG, "save: NULL argument");
+    lb_train_config c = *cfg;
+    c.model = *lb_model_get_config(model);
+    lb_safetensors_writer *w = NULL;
+    TRY(lb_safetensors_writer_create(ctx, &w));
+    const float *params = lb_model_params(model);
+    lb_status st = write_config(ctx, w, &c);
+    if (st == LB_OK) st = set_meta(ctx, w, "state.step", "%lld", (long long)step);
+    if (st == LB_OK) st = set_meta(ctx, w, "state.data_epoch", "0");
+    if (st == LB_OK) st = set_meta(ctx, w, "state.data_position", "%lld", (long long)step);
+    for (size_t i = 0; i < n_meta && st == LB_OK; i++)
+        st = lb_safetensors_writer_set_metadata(ctx, w, meta[2 * i], meta[2 * i + 1]);
+    for (size_t k = 0; k < lb_model_num_tensors(model) && st == LB_OK; k++) {
+        const lb_param_info *p = lb_model_tensor(model, k);
+        char name[96];
+        snprintf(name, sizeof name, "model.%s", p->name);
+        st = lb_safetensors_writer_add_raw(ctx, w, name, LB_F32, p->ndim, p->shape,
+                                           params + p->offset);
+    }
+    if (st == LB_OK) st = lb_safetensors_writer_save(ctx, w, path);
+    lb_safetensors_writer_free(w);
+    return st;
+}
+
+lb_status lb_checkpoint_write_config(lb_ctx *ctx, lb_safetensors_writer *w,
+                                     const lb_train_config *cfg, const char *format)
+{
+    TRY(write_config(ctx, w, cfg));
+    if (format) TRY(lb_safetensors_writer_set_metadata(ctx, w, "format", format));
+    return LB_OK;
+}
+
+lb_status lb_checkpoint_read_config(lb_ctx *ctx, const lb_safetensors *st, const char *path,
+                                    const char *format, lb_train_config *cfg)
+{
+    return read_config_as(ctx, st, path, format ? format : CHECKPOINT_FORMAT, cfg);
 }

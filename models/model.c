@@ -60,6 +60,9 @@ struct lb_model {
     const lb_backend *be;
     lb_recipe *recipe;
     int64_t max_B, max_T;
+    int no_head;                         // gpt/bert: no LM/MLM head (lb_model_options)
+    lb_model_observer_fn observer;       // activation taps (NULL: none)
+    void *observer_user;
 
     /* parameters */
     lb_param_info *tensors;
@@ -250,7 +253,7 @@ static void carve_acts(lb_model *m, carve *cv)
     const int64_t B = m->max_B, T = m->max_T, N = B * T, C = c->d_model, F = c->d_ff;
     const int64_t NH = c->n_head;
     const int gated = c->attention == LB_ATTENTION_GATED;
-    const int64_t rows = c->kind == LB_MODEL_VIT ? B : N;
+    const int64_t rows = c->kind == LB_MODEL_VIT ? B : m->no_head ? 0 : N;
     const int64_t cols = c->kind == LB_MODEL_VIT ? c->n_classes : c->vocab_size;
     for (int l = 0; l < c->n_layer; l++) {
         block_acts *a = &m->acts[l];
@@ -294,7 +297,7 @@ static void carve_grads(lb_model *m, carve *cv)
 {
     const lb_model_config *c = &m->cfg;
     const int64_t B = m->max_B, T = m->max_T, N = B * T, C = c->d_model, F = c->d_ff;
-    const int64_t rows = c->kind == LB_MODEL_VIT ? B : N;
+    const int64_t rows = c->kind == LB_MODEL_VIT ? B : m->no_head ? 0 : N;
     const int64_t cols = c->kind == LB_MODEL_VIT ? c->n_classes : c->vocab_size;
     lb_attention_shape s = {B, T, C, c->n_head, 0, 0, 0, 0, 1};
     m->d_res = take(cv, N * C);
@@ -313,11 +316,22 @@ static void carve_grads(lb_model *m, carve *cv)
 lb_status lb_model_create(lb_ctx *ctx, const lb_model_config *cfg, const lb_backend *backend,
                           lb_recipe *recipe, int64_t max_batch, lb_model **out)
 {
-    if (!cfg || !backend || !out) return lb_error(ctx, LB_ERR_ARG, "model: NULL argument");
+    const lb_model_options opts = {max_batch, 0, 0};
+    return lb_model_create_ex(ctx, cfg, backend, recipe, &opts, out);
+}
+
+lb_status lb_model_create_ex(lb_ctx *ctx, const lb_model_config *cfg, const lb_backend *backend,
+                             lb_recipe *recipe, const lb_model_options *opts, lb_model **out)
+{
+    if (!cfg || !backend || !opts || !out)
+        return lb_error(ctx, LB_ERR_ARG, "model: NULL argument");
     *out = NULL;
     lb_model_config c = *cfg;
     lb_status st = lb_model_config_check(ctx, &c);
     if (st != LB_OK) return st;
+    const int64_t max_batch = opts->max_batch;
+    if (opts->max_tokens < 0 || (opts->no_head != 0 && opts->no_head != 1))
+        return lb_error(ctx, LB_ERR_ARG, "model: max_tokens must be >= 0 and no_head 0 or 1");
     if (max_batch < 1 || max_batch > (1 << 20))
         return lb_error(ctx, LB_ERR_ARG, "model: max_batch %lld not in 1..2^20",
                         (long long)max_batch);
@@ -332,6 +346,9 @@ lb_status lb_model_create(lb_ctx *ctx, const lb_model_config *cfg, const lb_back
     m->recipe = recipe;
     m->max_B = max_batch;
     m->max_T = c.max_seq_len;
+    if (c.kind != LB_MODEL_VIT && opts->max_tokens > 0 && opts->max_tokens < c.max_seq_len)
+        m->max_T = opts->max_tokens;
+    m->no_head = c.kind != LB_MODEL_VIT && opts->no_head;
     m->blocks = lb_calloc((size_t)c.n_layer, sizeof *m->blocks);
     m->acts = lb_calloc((size_t)c.n_layer, sizeof *m->acts);
     if (!m->blocks || !m->acts) {
@@ -409,6 +426,20 @@ long lb_model_find_tensor(const lb_model *m, const char *name)
 int64_t lb_model_num_params(const lb_model *m) { return m->n_params; }
 float *lb_model_params(lb_model *m) { return m->params; }
 float *lb_model_grads(lb_model *m) { return m->grads; }
+
+void lb_model_set_observer(lb_model *m, lb_model_observer_fn fn, void *user)
+{
+    m->observer = fn;
+    m->observer_user = fn ? user : NULL;
+}
+
+const char *lb_model_tap_name(lb_model_tap_site site)
+{
+    static const char *const names[LB_TAP_COUNT] = {
+        "embed", "embed_ln", "ln1", "qkv", "attn_probs", "attn_gate", "attn_out",
+        "proj_out", "res1", "ln2", "gelu", "fc2_out", "res2", "final_ln"};
+    return (int)site >= 0 && site < LB_TAP_COUNT ? names[site] : "?";
+}
 
 void lb_model_zero_grad(lb_model *m)
 {
@@ -496,6 +527,16 @@ static lb_attention_shape attention_shape(const lb_model *m, int64_t B, int64_t 
     return s;
 }
 
+/* Calls the observer (if any) on the (B, T, width) activation x of a site. */
+static lb_status tap(lb_ctx *ctx, lb_model *m, lb_model_tap_site site, int layer, float *x,
+                     int64_t width)
+{
+    if (!m->observer) return LB_OK;
+    const lb_model_tap t = {site, layer, x, 3, {m->B, m->T, width, 1}, m->batch.attention_mask,
+                            m->training};
+    return m->observer(m->observer_user, ctx, &t);
+}
+
 /* The input of block l: the embedding output or the previous block's output. */
 static float *block_input(lb_model *m, int l)
 {
@@ -557,9 +598,12 @@ static lb_status embed_forward(lb_ctx *ctx, lb_model *m)
             be->add(m->emb, m->emb, m->lin_out, N * C);
         }
     }
-    if (c->embed_ln)
+    TRY(tap(ctx, m, LB_TAP_EMBED, -1, m->emb, C));
+    if (c->embed_ln) {
         be->layernorm_forward(m->emb_ln, m->emb_mean, m->emb_rstd, m->emb, PARAM(m->emb_ln_w),
                               PARAM(m->emb_ln_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_EMBED_LN, -1, m->emb_ln, C));
+    }
     return LB_OK;
 }
 
@@ -580,35 +624,57 @@ static lb_status block_forward(lb_ctx *ctx, lb_model *m, int l)
     if (!post_ln) {
         be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, PARAM(p->ln1_w),
                               PARAM(p->ln1_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_LN1, l, a->ln1, C));
         att_in = a->ln1;
     }
     TRY(linear_fwd(ctx, m, LB_LINEAR_QKV, l, a->qkv, att_in, p->qkv_w, p->qkv_b, N, C, 3 * C));
+    TRY(tap(ctx, m, LB_TAP_QKV, l, a->qkv, 3 * C));
     be->attention_forward(a->att_out, a->att_probs, a->att_ctx, a->att_gate, a->qkv, mask, att_in,
                           s.gated ? PARAM(p->gate_w) : NULL, s.gated ? PARAM(p->gate_b) : NULL,
                           &s);
+    if (m->observer) {
+        lb_model_tap t = {LB_TAP_ATTN_PROBS, l, a->att_probs, 4, {B, c->n_head, T, T}, mask,
+                          m->training};
+        TRY(m->observer(m->observer_user, ctx, &t));
+        if (s.gated) {
+            lb_model_tap g = {LB_TAP_ATTN_GATE, l, a->att_gate, 3, {B, c->n_head, T, 1}, mask,
+                              m->training};
+            TRY(m->observer(m->observer_user, ctx, &g));
+        }
+    }
+    TRY(tap(ctx, m, LB_TAP_ATTN_OUT, l, a->att_out, C));
     TRY(linear_fwd(ctx, m, LB_LINEAR_PROJ, l, m->lin_out, a->att_out, p->proj_w, p->proj_b, N, C,
                    C));
+    TRY(tap(ctx, m, LB_TAP_PROJ_OUT, l, m->lin_out, C));
     be->add(a->res1, x, m->lin_out, N * C); // res1 = x + proj
+    TRY(tap(ctx, m, LB_TAP_RES1, l, a->res1, C));
 
     // MLP input: pre-LN b = LN2(res1); post-LN x1 = LN1(res1)
     const float *mlp_in;
     if (!post_ln) {
         be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res1, PARAM(p->ln2_w),
                               PARAM(p->ln2_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_LN2, l, a->ln2, C));
         mlp_in = a->ln2;
     } else {
         be->layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, a->res1, PARAM(p->ln1_w),
                               PARAM(p->ln1_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_LN1, l, a->ln1, C));
         mlp_in = a->ln1;
     }
     TRY(linear_fwd(ctx, m, LB_LINEAR_FC1, l, a->fc1, mlp_in, p->fc1_w, p->fc1_b, N, C, F));
     be->gelu_forward(a->gelu, a->fc1, N * F);
+    TRY(tap(ctx, m, LB_TAP_GELU, l, a->gelu, F));
     TRY(linear_fwd(ctx, m, LB_LINEAR_FC2, l, m->lin_out, a->gelu, p->fc2_w, p->fc2_b, N, F, C));
+    TRY(tap(ctx, m, LB_TAP_FC2_OUT, l, m->lin_out, C));
     // res2 = res1 + fc2 (pre-LN) or ln1 + fc2 (post-LN: the residual is the LN output)
     be->add(a->res2, post_ln ? a->ln1 : a->res1, m->lin_out, N * C);
-    if (post_ln)
+    TRY(tap(ctx, m, LB_TAP_RES2, l, a->res2, C));
+    if (post_ln) {
         be->layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->res2, PARAM(p->ln2_w),
                               PARAM(p->ln2_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_LN2, l, a->ln2, C));
+    }
     return LB_OK;
 }
 
@@ -622,6 +688,7 @@ static lb_status head_forward(lb_ctx *ctx, lb_model *m)
     if (c->kind == LB_MODEL_VIT) {
         be->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, h, PARAM(m->lnf_w),
                               PARAM(m->lnf_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_FINAL_LN, -1, m->lnf, C));
         if (c->cls_token) {
             for (int64_t b = 0; b < B; b++)
                 memcpy(m->pooled + b * C, m->lnf + b * T * C, (size_t)C * sizeof(float));
@@ -634,11 +701,14 @@ static lb_status head_forward(lb_ctx *ctx, lb_model *m)
     } else if (c->kind == LB_MODEL_GPT) {
         be->layernorm_forward(m->lnf, m->lnf_mean, m->lnf_rstd, h, PARAM(m->lnf_w),
                               PARAM(m->lnf_b), N, C, c->ln_eps);
+        TRY(tap(ctx, m, LB_TAP_FINAL_LN, -1, m->lnf, C));
+        if (m->no_head) return LB_OK;
         // logits (N, V) = lnf . W^T, W = wte (tied) or lm_head
         TRY(linear_fwd(ctx, m, LB_LINEAR_LM, -1, m->logits, m->lnf,
                        c->tied_embeddings ? m->wte : m->lm_w, -1, N, C, c->vocab_size));
     } else {
         be->meanpool_forward(m->pooled, h, m->batch.attention_mask, B, T, C);
+        if (m->no_head) return LB_OK;
         // MLM logits (N, V) = h . wte^T + mlm_bias
         TRY(linear_fwd(ctx, m, LB_LINEAR_LM, -1, m->logits, h, m->wte, m->mlm_b, N, C,
                        c->vocab_size));
@@ -663,9 +733,11 @@ static lb_status check_batch(lb_ctx *ctx, const lb_model *m, const lb_model_batc
                                     "0..%d", in->targets[b], (long long)b, c->n_classes - 1);
         return LB_OK;
     }
-    if (in->T < 1 || in->T > c->max_seq_len)
-        return lb_error(ctx, LB_ERR_ARG, "forward: sequence length %lld not in 1..%d",
-                        (long long)in->T, c->max_seq_len);
+    if (in->T < 1 || in->T > m->max_T)
+        return lb_error(ctx, LB_ERR_ARG, "forward: sequence length %lld not in 1..%lld",
+                        (long long)in->T, (long long)m->max_T);
+    if (m->no_head && in->targets)
+        return lb_error(ctx, LB_ERR_ARG, "forward: a model without head takes no targets");
     if (!in->tokens) return lb_error(ctx, LB_ERR_ARG, "forward: %s needs tokens",
                                      lb_model_kind_name(c->kind));
     const int64_t N = in->B * in->T;
@@ -695,7 +767,7 @@ lb_status lb_model_forward(lb_ctx *ctx, lb_model *m, const lb_model_batch *batch
     m->batch = *batch;
     m->B = batch->B;
     m->T = c->kind == LB_MODEL_VIT ? c->max_seq_len : batch->T;
-    m->rows = c->kind == LB_MODEL_VIT ? m->B : m->B * m->T;
+    m->rows = c->kind == LB_MODEL_VIT ? m->B : m->no_head ? 0 : m->B * m->T;
     m->cols = c->kind == LB_MODEL_VIT ? c->n_classes : c->vocab_size;
     m->training = training;
     m->step = step;
@@ -708,7 +780,7 @@ lb_status lb_model_forward(lb_ctx *ctx, lb_model *m, const lb_model_batch *batch
     // loss: mean cross-entropy over the rows with a target
     m->n_targets = 0;
     double total = 0;
-    if (batch->targets) {
+    if (batch->targets && !m->no_head) {
         m->be->crossentropy_forward(m->losses, m->probs, m->logits, batch->targets, m->rows,
                                     m->cols);
         for (int64_t r = 0; r < m->rows; r++) {
@@ -800,6 +872,7 @@ static lb_status block_backward(lb_ctx *ctx, lb_model *m, int l)
 lb_status lb_model_backward(lb_ctx *ctx, lb_model *m)
 {
     if (!m) return lb_error(ctx, LB_ERR_ARG, "backward: NULL model");
+    if (m->no_head) return lb_error(ctx, LB_ERR_ARG, "backward: the model has no head");
     if (!m->have_forward || !m->batch.targets)
         return lb_error(ctx, LB_ERR_ARG, "backward: no forward pass with targets to differentiate");
     const lb_model_config *c = &m->cfg;
@@ -894,12 +967,12 @@ lb_status lb_model_generate(lb_ctx *ctx, lb_model *m, const int32_t *prompt, int
     if (!m || !prompt || (n_new > 0 && !out))
         return lb_error(ctx, LB_ERR_ARG, "generate: NULL argument");
     const lb_model_config *c = &m->cfg;
-    if (c->kind != LB_MODEL_GPT)
-        return lb_error(ctx, LB_ERR_ARG, "generate: needs a gpt model, not %s",
+    if (c->kind != LB_MODEL_GPT || m->no_head)
+        return lb_error(ctx, LB_ERR_ARG, "generate: needs a gpt model with its head, not %s",
                         lb_model_kind_name(c->kind));
     if (n_prompt < 1 || n_new < 0 || !(temperature >= 0) || !isfinite(temperature))
         return lb_error(ctx, LB_ERR_ARG, "generate: need a prompt, n_new >= 0, temperature >= 0");
-    const int64_t Tmax = c->max_seq_len, V = c->vocab_size;
+    const int64_t Tmax = m->max_T, V = c->vocab_size;
     const int64_t total = n_prompt + n_new;
     int32_t *seq = lb_alloc((size_t)total * sizeof(int32_t));
     double *weights = lb_alloc((size_t)V * sizeof(double));

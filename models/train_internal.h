@@ -47,4 +47,15 @@ lb_status lb_batch_buffers_init(lb_ctx *ctx, lb_batch_buffers *bb, const lb_mode
                                 int64_t B);
 void lb_batch_buffers_free(lb_batch_buffers *bb);
 
+/* The config metadata of a checkpoint (models/checkpoint.c) for other lowbit
+ * files that carry one: writes format (CHECKPOINT's "lowbit-checkpoint" when
+ * format is NULL), format_version, model.* and train.*; reads and checks
+ * them, requiring metadata "format" == format (NULL: a checkpoint). */
+struct lb_safetensors;
+struct lb_safetensors_writer;
+lb_status lb_checkpoint_write_config(lb_ctx *ctx, struct lb_safetensors_writer *w,
+                                     const lb_train_config *cfg, const char *format);
+lb_status lb_checkpoint_read_config(lb_ctx *ctx, const struct lb_safetensors *st,
+                                    const char *path, const char *format, lb_train_config *cfg);
+
 #endif

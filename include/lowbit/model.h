@@ -182,6 +182,86 @@ const float *lb_model_pooled(const lb_model *m);
 /* Per-row losses (rows) of the last forward (0 where the target was -1). */
 const float *lb_model_row_losses(const lb_model *m);
 
+/* ------------------------------------------------------------------------
+ * Creation options and activation taps (post-training quantization,
+ * outlier statistics, embeddings: lowbit/ptq.h, lowbit/stats.h,
+ * lowbit/minilm.h).
+ * ------------------------------------------------------------------------ */
+
+typedef struct lb_model_options {
+    int64_t max_batch;  /* examples per batch, 1..2^20 */
+    int64_t max_tokens; /* gpt/bert: activations for up to this many tokens per
+                           example (0, or more than max_seq_len: max_seq_len);
+                           vit: ignored */
+    int no_head;        /* gpt/bert: 1 = no LM/MLM head. The forward stops at the
+                           last hidden states (gpt: after the final LayerNorm;
+                           bert: plus the pooled features); no logits, no loss
+                           (a batch with targets is LB_ERR_ARG), no backward.
+                           Saves the (B*T, V) logits of large vocabularies. */
+} lb_model_options;
+
+/* lb_model_create with options (lb_model_create(cfg, be, r, B) is
+ * lb_model_create_ex with {B, 0, 0}). */
+lb_status lb_model_create_ex(lb_ctx *ctx, const lb_model_config *cfg, const lb_backend *backend,
+                             lb_recipe *recipe, const lb_model_options *opts, lb_model **out);
+
+/* Where in the forward pass a tap fires. Every tap fires right after its
+ * tensor is computed and before anything reads it. Block-internal sites
+ * (layer = block index), in forward order:
+ *   pre-LN (vit, gpt):  LN1 QKV ATTN_PROBS [ATTN_GATE] ATTN_OUT PROJ_OUT RES1
+ *                       LN2 GELU FC2_OUT RES2
+ *   post-LN (bert):     QKV ATTN_PROBS [ATTN_GATE] ATTN_OUT PROJ_OUT RES1 LN1
+ *                       GELU FC2_OUT RES2 LN2
+ * and outside the blocks (layer -1): EMBED (the embedding sum, before the
+ * embedding LayerNorm), EMBED_LN, FINAL_LN (vit, gpt). */
+typedef enum lb_model_tap_site {
+    LB_TAP_EMBED = 0,      /* (B, T, C) embedding sum (vit: patches + CLS + positions) */
+    LB_TAP_EMBED_LN = 1,   /* (B, T, C) embedding LayerNorm output (embed_ln only) */
+    LB_TAP_LN1 = 2,        /* (B, T, C) first LayerNorm of the block (pre-LN: the
+                              attention input; post-LN: LN(x + attention)) */
+    LB_TAP_QKV = 3,        /* (B, T, 3C) q, k, v linear outputs */
+    LB_TAP_ATTN_PROBS = 4, /* (B, NH, T, T) softmax probabilities p (before the clip
+                              of clipped softmax); read only */
+    LB_TAP_ATTN_GATE = 5,  /* (B, NH, T) gate values (gated attention only); read only */
+    LB_TAP_ATTN_OUT = 6,   /* (B, T, C) attention output (gated) = the out-projection input */
+    LB_TAP_PROJ_OUT = 7,   /* (B, T, C) out-projection output (before the residual add) */
+    LB_TAP_RES1 = 8,       /* (B, T, C) residual sum x + attention */
+    LB_TAP_LN2 = 9,        /* (B, T, C) second LayerNorm (pre-LN: the MLP input;
+                              post-LN: the block output) */
+    LB_TAP_GELU = 10,      /* (B, T, F) GELU output = the fc2 input */
+    LB_TAP_FC2_OUT = 11,   /* (B, T, C) fc2 output (the "FFN output") */
+    LB_TAP_RES2 = 12,      /* (B, T, C) residual sum (pre-LN: the block output;
+                              post-LN: the input of LN2) */
+    LB_TAP_FINAL_LN = 13,  /* (B, T, C) final LayerNorm output (vit, gpt) */
+    LB_TAP_COUNT = 14
+} lb_model_tap_site;
+
+/* "embed", "embed_ln", "ln1", "qkv", "attn_probs", "attn_gate", "attn_out",
+ * "proj_out", "res1", "ln2", "gelu", "fc2_out", "res2", "final_ln"; "?". */
+const char *lb_model_tap_name(lb_model_tap_site site);
+
+/* One tap. data is the model's own activation buffer: an observer may read
+ * it and (except ATTN_PROBS / ATTN_GATE) overwrite it in place, e.g. with
+ * its fake-quantized values; everything downstream, including a following
+ * backward, then uses the new values. */
+typedef struct lb_model_tap {
+    lb_model_tap_site site;
+    int layer;                   /* block index; -1 outside the blocks */
+    float *data;                 /* shape[0..ndim) row-major */
+    int ndim;                    /* 3, or 4 for ATTN_PROBS */
+    int64_t shape[4];
+    const uint8_t *mask;         /* (B, T) attention mask of the batch (bert), or NULL */
+    int training;                /* the forward's flag */
+} lb_model_tap;
+
+/* An observer: called at every tap of every forward while set. A status
+ * other than LB_OK aborts the forward with that status. */
+typedef lb_status (*lb_model_observer_fn)(void *user, lb_ctx *ctx, const lb_model_tap *tap);
+
+/* Sets (fn non-NULL) or clears (fn NULL) the model's observer. Without one
+ * the forward does no tap work. */
+void lb_model_set_observer(lb_model *m, lb_model_observer_fn fn, void *user);
+
 /* Byte-level sampling from a gpt model: continues prompt (n_prompt >= 1
  * ids) by n_new tokens written to out (n_new). The context is the last
  * max_seq_len tokens. temperature > 0 samples from softmax(logits / temp)
