@@ -182,7 +182,7 @@ lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     if (st != LB_OK) goto done;
 
     /* Z = X̂ Ŵ^T: the int4 forward GEMM, reduction over D. */
-    st = lb_gemm_i8_ref(ctx, 0, 1, N, C, D, state->x_codes, state->w_codes, zz);
+    st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, state->x_codes, state->w_codes, zz);
     if (st != LB_OK) goto done;
     const float sxw = sx * sw;
     for (int64_t i = 0; i < N; i++)
@@ -242,6 +242,7 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
     uint8_t *m_w = lb_alloc(nz(L));                   // (2N)
     uint8_t *m_x = lb_alloc(nz(L));                   // (2N)
     int64_t *rows = lb_alloc(nz(N) * sizeof *rows);   // (N) gathered row indices
+    double *wrow = lb_alloc(nz(N) * sizeof *wrow);    // (N) weights of gathered rows
     int8_t *ga = lb_alloc(nz(N * C));                 // (K, C) gathered nibble rows
     int8_t *gb = lb_alloc(nz(N * D));                 // (K, D) gathered X̂ rows
     int32_t *zi = lb_alloc(nz(C * D > N * D ? C * D : N * D) * sizeof *zi); // int GEMM result
@@ -249,7 +250,7 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
     double *acc_x = lb_alloc(nz(N * D) * sizeof *acc_x); // (N, D)
     float *gw_h = lb_alloc(nz(C * D) * sizeof *gw_h);    // (C, D) G_W
     float *gx_h = lb_alloc(nz(N * D) * sizeof *gx_h);    // (N, D) G_X
-    if (!hi || !lo || !score || !p_w || !p_x || !wt_w || !wt_x || !m_w || !m_x || !rows || !ga ||
+    if (!hi || !lo || !score || !p_w || !p_x || !wt_w || !wt_x || !m_w || !m_x || !rows || !wrow || !ga ||
         !gb || !zi || !acc_w || !acc_x || !gw_h || !gx_h) {
         st = lb_error(ctx, LB_ERR_NOMEM, "qlinear hq backward: out of memory");
         goto done;
@@ -281,17 +282,28 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
         gather_rows(nib, C, rows, K, ga);
         gather_rows(xq, D, rows, K, gb);
         /* (C, D) = ga^T (C, K) · gb (K, D) */
-        if ((st = lb_gemm_i8_ref(ctx, 1, 0, C, D, K, ga, gb, zi)) != LB_OK) goto done;
+        if ((st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 1, 0, C, D, K, ga, gb, zi)) != LB_OK) goto done;
         for (int64_t k = 0; k < C * D; k++) acc_w[k] += (double)(mult * (int64_t)zi[k]);
     }
     /* Sampled rows (p < 1): rank-1 terms weighted by 1/p, hi rows then lo rows. */
     for (int half = 0; half < 2; half++) {
         const int8_t *nib = half == 0 ? hi : lo;
         const int mult = half == 0 ? LB_BS_RATIO : 1;
+        int64_t K = 0;
         for (int64_t i = 0; i < N; i++) {
             int64_t r = half * N + i;
             if (!m_w[r] || p_w[r] == 1.0) continue;
-            const double wgt = wt_w[r];
+            rows[K] = i;
+            wrow[K++] = wt_w[r];
+        }
+        if (K == 0 || C * D == 0) continue;
+        if (cfg->weighted.fn) {
+            cfg->weighted.fn(cfg->weighted.user, K, C, D, nib, mult, rows, wrow, xq, acc_w);
+            continue;
+        }
+        for (int64_t r = 0; r < K; r++) {
+            const int64_t i = rows[r];
+            const double wgt = wrow[r];
             for (int64_t c = 0; c < C; c++) {
                 int hc = mult * (int)nib[i * C + c];
                 if (hc == 0) continue; /* adds exactly +0.0: skipping is bit-identical */
@@ -314,7 +326,7 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
         if (K == 0 || D == 0) continue;
         gather_rows(nib, C, rows, K, ga);
         /* (K, D) = ga (K, C) · Ŵ (C, D) */
-        if ((st = lb_gemm_i8_ref(ctx, 0, 0, K, D, C, ga, wq, zi)) != LB_OK) goto done;
+        if ((st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 0, K, D, C, ga, wq, zi)) != LB_OK) goto done;
         for (int64_t r = 0; r < K; r++) {
             const int64_t i = rows[r];
             const double wgt = wt_x[half * N + i];
@@ -367,6 +379,7 @@ done:
     lb_free(m_w);
     lb_free(m_x);
     lb_free(rows);
+    lb_free(wrow);
     lb_free(ga);
     lb_free(gb);
     lb_free(zi);

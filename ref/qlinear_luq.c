@@ -36,6 +36,8 @@ lb_qlinear_luq_config lb_qlinear_luq_default_config(void)
     c.c2 = LB_SAWB_C2;
     c.luq = lb_luq_default_params();
     c.samples = 1;
+    c.gemm.fn = NULL;
+    c.gemm.user = NULL;
     return c;
 }
 
@@ -52,8 +54,9 @@ static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_
     return LB_OK;
 }
 
-lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int levels,
-                          const int8_t *A_codes, const int8_t *B, int64_t *C)
+/* lb_luq_gemm_ref with the int8 GEMMs through a hook (NULL: lb_gemm_i8_ref). */
+static lb_status luq_gemm(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a, int trans_b, int64_t M,
+                          int64_t N, int64_t K, int levels, const int8_t *A_codes, const int8_t *B, int64_t *C)
 {
     if (M < 0 || N < 0 || K < 0)
         return lb_error(ctx, LB_ERR_ARG, "luq-gemm: negative size M=%lld N=%lld K=%lld", (long long)M,
@@ -91,7 +94,7 @@ lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int6
             piece[e] = v;
         }
         if (!any) continue; /* the product would be all zeros */
-        st = lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, piece, B, part);
+        st = lb_gemm_i8_hooked(hook, ctx, trans_a, trans_b, M, N, K, piece, B, part);
         if (st != LB_OK) goto done;
         const int64_t shift = (int64_t)1 << (7 * j);
         for (size_t e = 0; e < mn; e++) C[e] += shift * (int64_t)part[e];
@@ -100,6 +103,12 @@ done:
     lb_free(piece);
     lb_free(part);
     return st;
+}
+
+lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int levels,
+                          const int8_t *A_codes, const int8_t *B, int64_t *C)
+{
+    return luq_gemm(NULL, ctx, trans_a, trans_b, M, N, K, levels, A_codes, B, C);
 }
 
 lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *cfg, int64_t N, int64_t D,
@@ -138,7 +147,7 @@ lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *c
         if (!z) return lb_error(ctx, LB_ERR_NOMEM, "qlinear-luq: cannot allocate Z (%zu)", nc);
     }
     /* Y = X_q W_q^T: W stored (C, D) = (N_gemm, K) → trans_b = 1. */
-    st = lb_gemm_i8_ref(ctx, 0, 1, N, C, D, X_codes, W_codes, z);
+    st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, X_codes, W_codes, z);
     if (st == LB_OK) {
         const float c = *x_scale * *w_scale;
         for (int64_t n = 0; n < N; n++) {
@@ -188,10 +197,10 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
         st = lb_luq_quantize_ref(ctx, &p, dY, nc, codes, NULL, NULL);
         if (st != LB_OK) goto done;
         /* ∇X (N, D) += δ_q (N, C) · W_q (C, D): reduction over C. */
-        st = lb_luq_gemm_ref(ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);
+        st = luq_gemm(&cfg->gemm, ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);
         if (st != LB_OK) goto done;
         /* ∇W (C, D) += δ_q^T (C, N) · X_q (N, D): δ_q stored (N, C) → trans_a. */
-        st = lb_luq_gemm_ref(ctx, 1, 0, C, D, N, p.levels, codes, X_codes, zw);
+        st = luq_gemm(&cfg->gemm, ctx, 1, 0, C, D, N, p.levels, codes, X_codes, zw);
         if (st != LB_OK) goto done;
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++) zb[c] += lb_luq_code_to_int(codes[n * C + c]);

@@ -29,6 +29,27 @@ extern "C" {
 lb_status lb_gemm_i8_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          const int8_t *A, const int8_t *B, int32_t *C);
 
+/* A replaceable integer GEMM with lb_gemm_i8_ref's arguments and result, plus
+ * a user pointer. Layers built on the oracle (lowbit/ref/qlinear_hq.h,
+ * lowbit/ref/qlinear_luq.h) take one in their config so that a caller can run
+ * the fast exact kernels of lowbit/cpu.h without changing the layer's math:
+ * every integer GEMM gives the same bits, so the layer's results do not
+ * depend on the hook. fn == NULL (a zeroed hook) means lb_gemm_i8_ref. */
+typedef struct lb_gemm_i8_hook {
+    lb_status (*fn)(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
+                    int64_t K, const int8_t *A, const int8_t *B, int32_t *C);
+    void *user;
+} lb_gemm_i8_hook;
+
+/* C = op(A) · op(B) through the hook (NULL or fn NULL: lb_gemm_i8_ref). */
+static inline lb_status lb_gemm_i8_hooked(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
+                                          int trans_b, int64_t M, int64_t N, int64_t K,
+                                          const int8_t *A, const int8_t *B, int32_t *C)
+{
+    if (hook && hook->fn) return hook->fn(hook->user, ctx, trans_a, trans_b, M, N, K, A, B, C);
+    return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
+}
+
 #ifdef __cplusplus
 }
 #endif

@@ -78,10 +78,24 @@
 #include "lowbit/ref/lsq.h"
 #include "lowbit/ref/bit_split.h"
 #include "lowbit/ref/leverage_sampling.h"
+#include "lowbit/ref/int_gemm.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* Optional replacement of the ∇W loop over the kept rows with p < 1 (step 3
+ * above): for r = 0..K−1 in increasing r, for every (c, d) with
+ * h = mult·nibbles[rows[r]·C + c] != 0:
+ *     acc[c·D + d] += weight[r] · (double)(h · x_codes[rows[r]·D + d])
+ * nibbles (N, C), x_codes (N, D), acc (C, D). A replacement must add the terms
+ * of every (c, d) in increasing r with exactly this expression (any loop order
+ * or threading over (c, d) then gives the reference bits). */
+typedef struct lb_hq_weighted_hook {
+    void (*fn)(void *user, int64_t K, int64_t C, int64_t D, const int8_t *nibbles, int mult,
+               const int64_t *rows, const double *weight, const int8_t *x_codes, double *acc);
+    void *user;
+} lb_hq_weighted_hook;
 
 typedef struct lb_hq_config {
     int64_t block;        /* Hadamard block (power of two dividing D); 0 = search on first forward */
@@ -93,6 +107,8 @@ typedef struct lb_hq_config {
     double lss_budget;    /* Σp per GEMM (LB_LSS_BERNOULLI); <= 0 means N */
     uint64_t seed;        /* RNG key */
     uint64_t layer;       /* layer index, part of every stream id (< 2^32) */
+    lb_gemm_i8_hook gemm; /* the integer GEMMs (zeroed: lb_gemm_i8_ref); same bits either way */
+    lb_hq_weighted_hook weighted; /* ∇W rows with p < 1 (zeroed: the reference loop) */
 } lb_hq_config;
 
 /* The paper reading (see the table above); seed 0, layer 0. */

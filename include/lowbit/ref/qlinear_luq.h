@@ -40,6 +40,7 @@
 #include "lowbit/context.h"
 #include "lowbit/ref/sawb.h"
 #include "lowbit/ref/luq.h"
+#include "lowbit/ref/int_gemm.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -50,9 +51,10 @@ typedef struct lb_qlinear_luq_config {
     double c1, c2;      /* SAWB coefficients (12.1, 12.2) */
     lb_luq_params luq;  /* gradient quantizer (default L = 8, stochastic, seed 0) */
     int samples;        /* SMP samples S in [1, LB_LUQ_MAX_SAMPLES] (default 1) */
+    lb_gemm_i8_hook gemm; /* the integer GEMMs (zeroed: lb_gemm_i8_ref); same bits either way */
 } lb_qlinear_luq_config;
 
-/* INT4 grids, (12.1, 12.2), lb_luq_default_params(), S = 1. */
+/* INT4 grids, (12.1, 12.2), lb_luq_default_params(), S = 1, no GEMM hook. */
 lb_qlinear_luq_config lb_qlinear_luq_default_config(void);
 
 /* C (M, N) += op(A) · op(B), exactly, where A holds LUQ codes with at most
