@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "lowbit/model.h"
 #include "lowbit/train.h"
+#include "lowbit/recipe.h"
 #include "lowbit/datasets.h"
 
 #include <errno.h>
@@ -87,7 +88,9 @@ static void print_settings(const lb_trainer *tr, int threads, const char *out_di
            m->kind == LB_MODEL_VIT ? "training images" : "training bytes");
     if (m->kind != LB_MODEL_VIT)
         printf("  %-18s %.4f bits/byte\n", "unigram baseline", lb_trainer_unigram_bits(tr));
-    printf("  %-18s %s\n", "recipe", c->recipe);
+    char recipe_line[400];
+    lb_recipe_options_describe(c->recipe, &c->recipe_opt, recipe_line, sizeof recipe_line);
+    printf("  %-18s %s\n", "recipe", recipe_line);
     printf("  %-18s %s%s, %d threads\n", "backend", c->backend, blas ? " (OpenBLAS sgemm)" : "",
            threads);
     printf("  %-18s %lld (batch %lld)\n", "steps", (long long)c->steps, (long long)c->batch_size);
@@ -120,8 +123,55 @@ static void print_settings(const lb_trainer *tr, int threads, const char *out_di
                 c->recipe, c->backend, threads, (long long)c->steps, (long long)c->batch_size,
                 c->lr, c->min_lr, (long long)c->warmup_steps, c->weight_decay, c->grad_clip,
                 (unsigned long long)c->seed, (long long)lb_trainer_step_count(tr));
+        // the recipe's options (lowbit/recipe.h), one event
+        fprintf(log, "{\"event\":\"recipe\",\"recipe\":\"%s\",\"options\":{", c->recipe);
+        for (size_t i = 0; i < lb_recipe_option_count(); i++) {
+            char value[128];
+            if (lb_recipe_option_get(NULL, &c->recipe_opt, lb_recipe_option_key(i), value,
+                                     sizeof value) != LB_OK)
+                value[0] = 0;
+            fprintf(log, "%s\"%s\":", i ? "," : "", lb_recipe_option_key(i));
+            json_string(log, value);
+        }
+        fprintf(log, "}}\n");
         fflush(log);
     }
+}
+
+/* Appends the recipe's per-layer quantization statistics since the last
+ * call (lb_recipe_stats_json) as a "recipe_stats" event. */
+static void log_recipe_stats(lb_trainer *tr, int64_t step, FILE *log)
+{
+    lb_recipe *r = lb_trainer_recipe(tr);
+    if (!log || !r->stats_json) return;
+    const size_t need = lb_recipe_stats_json(r, NULL, 0) + 1;
+    char *buf = malloc(need);
+    if (!buf) return;
+    lb_recipe_stats_json(r, buf, need);
+    fprintf(log, "{\"event\":\"recipe_stats\",\"step\":%lld,\"recipe\":\"%s\",\"layers\":%s}\n",
+            (long long)step, r->name, buf);
+    fflush(log);
+    free(buf);
+}
+
+/* --KEY VALUE of a recipe option (lowbit/recipe.h): 1 when handled, 0 when
+ * argv[*i] is not a recipe option, -1 after a usage error. */
+static int recipe_option(const cli_command *cmd, int argc, char **argv, int *i,
+                         lb_recipe_options *o)
+{
+    const char *arg = argv[*i];
+    if (strncmp(arg, "--", 2) != 0) return 0;
+    size_t k = 0;
+    while (k < lb_recipe_option_count() && strcmp(lb_recipe_option_key(k), arg + 2) != 0) k++;
+    if (k == lb_recipe_option_count()) return 0;
+    const char *v = cli_option_value(cmd, argc, argv, i);
+    if (!v) return -1;
+    lb_ctx *ctx = NULL;
+    if (lb_ctx_create(&ctx) != LB_OK) return -1;
+    const lb_status st = lb_recipe_option_set(ctx, o, arg + 2, v);
+    if (st != LB_OK) cli_usage_error(cmd, "%s", lb_ctx_error(ctx));
+    lb_ctx_free(ctx);
+    return st == LB_OK ? 1 : -1;
 }
 
 static void print_eval(const lb_trainer *tr, int64_t step, const lb_eval_result *r, FILE *log)
@@ -221,6 +271,7 @@ static int parse_args(const cli_command *cmd, int argc, char **argv, train_args 
     lb_train_config *c = &a->cfg;
     lb_model_config *m = &c->model;
     double clip_alpha = -1, clip_gamma = 1;
+    int handled;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i];
         const char *v;
@@ -316,6 +367,8 @@ static int parse_args(const cli_command *cmd, int argc, char **argv, train_args 
             if (opt_i64(cmd, argc, argv, &i, 0, (int64_t)1 << 40, &a->save_every)) return -1;
         } else if (strcmp(o, "--quiet") == 0) {
             a->quiet = 1;
+        } else if ((handled = recipe_option(cmd, argc, argv, &i, &c->recipe_opt)) != 0) {
+            if (handled < 0) return -1;
         } else {
             cli_usage_error(cmd, "unknown option '%s'", o);
             return -1;
@@ -469,6 +522,7 @@ int cmd_train(int argc, char **argv)
             eval_time += now_seconds() - e0;
             have_eval = 1;
             print_eval(tr, info.step, &ev, log);
+            log_recipe_stats(tr, info.step, log);
         }
         const int save_now = a.save_every > 0 && info.step % a.save_every == 0;
         if (ckpt_out[0] && (eval_now || save_now)) {

@@ -127,6 +127,14 @@ static lb_status write_config(lb_ctx *ctx, lb_safetensors_writer *w, const lb_tr
         case F_STR: TRY(set_meta(ctx, w, f->key, "%s", p)); break;
         }
     }
+    // the recipe's options: recipe.<key> (lowbit/recipe.h)
+    for (size_t i = 0; i < lb_recipe_option_count(); i++) {
+        char key[64], value[128];
+        snprintf(key, sizeof key, "recipe.%s", lb_recipe_option_key(i));
+        TRY(lb_recipe_option_get(ctx, &cfg->recipe_opt, lb_recipe_option_key(i), value,
+                                 sizeof value));
+        TRY(set_meta(ctx, w, key, "%s", value));
+    }
     return LB_OK;
 }
 
@@ -239,6 +247,16 @@ static lb_status read_config_as(lb_ctx *ctx, const lb_safetensors *st, const cha
             return lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s: metadata '%s' has a bad value '%s'",
                             path, f->key, v);
     }
+    // recipe.<key>: defaults for keys a file does not have
+    lb_recipe_options_default(&cfg->recipe_opt);
+    for (size_t i = 0; i < lb_recipe_option_count(); i++) {
+        char key[64];
+        snprintf(key, sizeof key, "recipe.%s", lb_recipe_option_key(i));
+        const char *v = lb_safetensors_metadata(st, key);
+        if (v && lb_recipe_option_set(NULL, &cfg->recipe_opt, lb_recipe_option_key(i), v) != LB_OK)
+            return lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s: metadata '%s' has a bad value '%s'",
+                            path, key, v);
+    }
     lb_status cst = lb_train_config_check(ctx, cfg);
     if (cst == LB_ERR_ARG) {
         char detail[400];
@@ -320,6 +338,11 @@ lb_status lb_trainer_save(lb_ctx *ctx, lb_trainer *tr, const char *path)
             st = lb_safetensors_writer_add_raw(ctx, w, name, LB_F32, p->ndim, p->shape,
                                                bases[j] + p->offset);
         }
+    // the recipe's state (learned LSQ steps, chosen blocks, ...): "recipe.state"
+    lb_tensor *rs = NULL;
+    if (st == LB_OK) st = lb_recipe_get_state(tr->recipe, ctx, &rs);
+    if (st == LB_OK && rs) st = lb_safetensors_writer_add(ctx, w, "recipe.state", rs);
+    lb_tensor_free(rs);
     if (st == LB_OK) st = lb_safetensors_writer_save(ctx, w, path);
     lb_safetensors_writer_free(w);
     return st;
@@ -352,6 +375,16 @@ lb_status lb_trainer_resume(lb_ctx *ctx, const char *path, int64_t steps, lb_tra
     }
     if (s == LB_OK) s = read_tensors(ctx, st, path, tr->model, "optim.m.", tr->m);
     if (s == LB_OK) s = read_tensors(ctx, st, path, tr->model, "optim.v.", tr->v);
+    if (s == LB_OK && lb_trainer_recipe(tr)->get_state) {
+        // quantized recipes need their state to resume bit-exactly
+        lb_tensor *rs = NULL;
+        s = lb_safetensors_get(ctx, st, "recipe.state", &rs);
+        if (s == LB_ERR_NOT_FOUND)
+            s = lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s has no recipe.state for recipe %s",
+                         path, tr->cfg.recipe);
+        if (s == LB_OK) s = lb_recipe_set_state(lb_trainer_recipe(tr), ctx, rs);
+        lb_tensor_free(rs);
+    }
     if (s == LB_OK) {
         tr->step = step;
         if (tr->batcher) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "lowbit/model_linear.h"
+#include "lowbit/recipe.h"
 
 const char *lb_linear_role_name(lb_linear_role role)
 {
@@ -58,10 +59,8 @@ lb_status lb_recipe_create(lb_ctx *ctx, const char *name, lb_recipe **out)
         *out = &recipe_fp32;
         return LB_OK;
     }
-    if (strcmp(name, "int8") == 0 || strcmp(name, "hq") == 0 || strcmp(name, "luq") == 0)
-        return lb_error(ctx, LB_ERR_UNSUPPORTED,
-                        "recipe '%s' is not available in this version (only fp32)", name);
-    return lb_error(ctx, LB_ERR_ARG, "unknown recipe '%s' (expected fp32)", name);
+    /* the quantized recipes: models/recipe_common.c */
+    return lb_recipe_create_ex(ctx, name, NULL, NULL, out);
 }
 
 void lb_recipe_free(lb_recipe *recipe)

@@ -34,6 +34,7 @@ void lb_train_config_default(lb_model_kind kind, lb_train_config *cfg)
     lb_model_config_default(kind, &cfg->model);
     snprintf(cfg->data, sizeof cfg->data, "%s", kind == LB_MODEL_VIT ? "fashion-mnist" : "text");
     snprintf(cfg->recipe, sizeof cfg->recipe, "fp32");
+    lb_recipe_options_default(&cfg->recipe_opt);
     snprintf(cfg->backend, sizeof cfg->backend, "cpu");
     cfg->beta1 = 0.9;
     cfg->beta2 = 0.999;
@@ -153,13 +154,24 @@ lb_status lb_train_config_check(lb_ctx *ctx, lb_train_config *cfg)
     const lb_backend *be;
     TRY(lb_backend_find(ctx, cfg->backend, &be));
     lb_recipe *r = NULL;
-    TRY(lb_recipe_create(ctx, cfg->recipe, &r));
+    const lb_recipe_run run = {cfg->seed, cfg->steps, cfg->warmup_steps};
+    TRY(lb_recipe_create_ex(ctx, cfg->recipe, &cfg->recipe_opt, &run, &r));
     lb_recipe_free(r);
     return LB_OK;
 }
 
 double lb_train_lr(const lb_train_config *cfg, int64_t step)
 {
+    const int64_t fnt = cfg->recipe_opt.fnt_steps;
+    if (fnt > 0 && fnt < cfg->steps && strcmp(cfg->recipe, "luq") == 0) {
+        // luq's FNT: the schedule over the low-bit steps, then lb_fnt_lr
+        lb_train_config low = *cfg;
+        low.steps = cfg->steps - fnt;
+        low.recipe_opt.fnt_steps = 0;
+        if (step < low.steps) return lb_train_lr(&low, step);
+        const double base = cfg->recipe_opt.fnt_lr > 0 ? cfg->recipe_opt.fnt_lr : cfg->lr / 10;
+        return lb_fnt_lr(step - low.steps, fnt, lb_train_lr(&low, low.steps), base);
+    }
     if (step < cfg->warmup_steps)
         return cfg->lr * (double)(step + 1) / (double)cfg->warmup_steps;
     const int64_t decay = cfg->steps - cfg->warmup_steps;
@@ -394,7 +406,8 @@ lb_status lb_trainer_create(lb_ctx *ctx, const lb_train_config *cfg_in, lb_train
     if (!tr) return lb_error(ctx, LB_ERR_NOMEM, "trainer: out of memory");
     tr->cfg = cfg;
     lb_status st = lb_backend_find(ctx, cfg.backend, &tr->backend);
-    if (st == LB_OK) st = lb_recipe_create(ctx, cfg.recipe, &tr->recipe);
+    const lb_recipe_run run = {cfg.seed, cfg.steps, cfg.warmup_steps};
+    if (st == LB_OK) st = lb_recipe_create_ex(ctx, cfg.recipe, &cfg.recipe_opt, &run, &tr->recipe);
     if (st == LB_OK) st = lb_task_data_load(ctx, cfg.data, cfg.val_fraction, 1, &tr->data);
     if (st == LB_OK)
         st = lb_model_create(ctx, &cfg.model, tr->backend, tr->recipe, cfg.batch_size, &tr->model);
@@ -449,6 +462,7 @@ void lb_trainer_free(lb_trainer *tr)
 
 const lb_train_config *lb_trainer_config(const lb_trainer *tr) { return &tr->cfg; }
 lb_model *lb_trainer_model(lb_trainer *tr) { return tr->model; }
+lb_recipe *lb_trainer_recipe(lb_trainer *tr) { return tr->recipe; }
 int64_t lb_trainer_step_count(const lb_trainer *tr) { return tr->step; }
 double lb_trainer_unigram_bits(const lb_trainer *tr) { return tr->data.unigram_bits; }
 
@@ -547,6 +561,12 @@ lb_status lb_trainer_step(lb_ctx *ctx, lb_trainer *tr, lb_step_info *info)
                         "step %lld: non-finite loss (%g); lower the learning rate",
                         (long long)tr->step + 1, loss);
     TRY(lb_optimizer_step(ctx, model, cfg, tr->m, tr->v, tr->step, &norm));
+    // the recipe's own learned parameters (hq: LSQ steps), same lr and clipping
+    const lb_recipe_update ru = {tr->step, lb_train_lr(cfg, tr->step), cfg->beta1, cfg->beta2,
+                                 cfg->eps,
+                                 cfg->grad_clip > 0 && norm > cfg->grad_clip ? cfg->grad_clip / norm
+                                                                             : 1.0};
+    TRY(lb_recipe_optimizer_step(tr->recipe, ctx, &ru));
     const double lr = lb_train_lr(cfg, tr->step);
     tr->step++;
     if (info) {

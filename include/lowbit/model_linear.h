@@ -5,8 +5,8 @@
  * attention output projection, MLP fc1/fc2, classifier head, LM/MLM head)
  * goes through an lb_recipe's linear_forward / linear_backward. The "fp32"
  * recipe calls the backend's float32 linear ops; quantized recipes (int8,
- * Xi et al. HQ + bit-split + leverage-score sampling, LUQ) plug in here
- * later without touching the model code. Everything else (LayerNorm, GELU,
+ * Xi et al. HQ + bit-split + leverage-score sampling, LUQ; lowbit/recipe.h)
+ * plug in here without touching the model code. Everything else (LayerNorm, GELU,
  * attention, embeddings, loss, optimizer) stays in the backend table.
  *
  * Shapes (row-major float32), as lb_backend.linear_forward/backward:
@@ -21,10 +21,12 @@
 #ifndef LOWBIT_MODEL_LINEAR_H
 #define LOWBIT_MODEL_LINEAR_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include "lowbit/status.h"
 #include "lowbit/context.h"
 #include "lowbit/backend.h"
+#include "lowbit/tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -55,6 +57,15 @@ typedef struct lb_linear_site {
 
 typedef struct lb_recipe lb_recipe;
 
+/* What the trainer tells a recipe after the model's AdamW update of one step
+ * (see lb_recipe.optimizer_step). */
+typedef struct lb_recipe_update {
+    int64_t step;      /* the optimizer step just taken (0-based) */
+    double lr;         /* its learning rate */
+    double beta1, beta2, eps; /* the model's AdamW settings */
+    double grad_scale; /* clipping factor applied to the model's gradients (1: none) */
+} lb_recipe_update;
+
 struct lb_recipe {
     const char *name; /* "fp32", ... (recorded in checkpoints) */
     lb_status (*linear_forward)(lb_recipe *self, lb_ctx *ctx, const lb_backend *be,
@@ -68,11 +79,20 @@ struct lb_recipe {
     /* Frees the recipe (self included); may be NULL for a static recipe. */
     void (*free)(lb_recipe *self);
     void *state; /* recipe-owned */
+    /* Optional hooks of the quantized recipes (NULL in fp32; callers go
+     * through the wrappers of lowbit/recipe.h): update the recipe's own
+     * learned parameters after an optimizer step, export/import the state a
+     * checkpoint must hold (an F64 tensor, NULL when none), and per-layer
+     * quantization statistics as JSON (snprintf-like). */
+    lb_status (*optimizer_step)(lb_recipe *self, lb_ctx *ctx, const lb_recipe_update *u);
+    lb_status (*get_state)(lb_recipe *self, lb_ctx *ctx, lb_tensor **out);
+    lb_status (*set_state)(lb_recipe *self, lb_ctx *ctx, const lb_tensor *state);
+    size_t (*stats_json)(lb_recipe *self, char *buf, size_t size);
 };
 
-/* Creates a recipe by name. Only "fp32" exists in this version; other
- * names give LB_ERR_UNSUPPORTED (known future names: int8, hq, luq) or
- * LB_ERR_ARG (unknown). */
+/* Creates a recipe by name with default options: "fp32", "int8", "hq" or
+ * "luq" (lowbit/recipe.h; lb_recipe_create_ex takes options and the run);
+ * LB_ERR_ARG for another name. */
 lb_status lb_recipe_create(lb_ctx *ctx, const char *name, lb_recipe **out);
 
 /* Calls self->free when set. NULL is a no-op. */

@@ -27,6 +27,7 @@
 #include "lowbit/status.h"
 #include "lowbit/context.h"
 #include "lowbit/model.h"
+#include "lowbit/recipe.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -38,7 +39,8 @@ extern "C" {
 typedef struct lb_train_config {
     lb_model_config model;
     char data[512];        /* "fashion-mnist" | "text" | "text:SPEC" */
-    char recipe[32];       /* "fp32" */
+    char recipe[32];       /* "fp32" | "int8" | "hq" | "luq" (lowbit/recipe.h) */
+    lb_recipe_options recipe_opt; /* the recipe's options (lb_recipe_options_default) */
     char backend[16];      /* "cpu" | "ref" */
     int64_t steps;         /* optimizer steps in all (> 0) */
     int64_t batch_size;    /* examples per step */
@@ -70,7 +72,10 @@ lb_status lb_train_config_check(lb_ctx *ctx, lb_train_config *cfg);
 
 /* Learning rate at step s (0-based): warm-up lr (s+1)/warmup for
  * s < warmup, then min_lr + (lr - min_lr) (1 + cos(pi q)) / 2 with
- * q = (s - warmup) / max(1, steps - warmup), clamped to [0, 1]. */
+ * q = (s - warmup) / max(1, steps - warmup), clamped to [0, 1].
+ * With recipe_opt.fnt_steps = T > 0 (luq's FNT) this schedule runs over the
+ * first steps - T steps and the last T follow lb_fnt_lr(s - (steps - T), T,
+ * the schedule's final rate, recipe_opt.fnt_lr or lr / 10). */
 double lb_train_lr(const lb_train_config *cfg, int64_t step);
 
 /* One optimizer update of every parameter of `model` from its gradients,
@@ -122,6 +127,8 @@ void lb_trainer_free(lb_trainer *tr);
 
 const lb_train_config *lb_trainer_config(const lb_trainer *tr);
 lb_model *lb_trainer_model(lb_trainer *tr);
+/* The trainer's recipe (statistics: lb_recipe_stats_json). */
+lb_recipe *lb_trainer_recipe(lb_trainer *tr);
 /* Steps taken so far (0 for a new trainer). */
 int64_t lb_trainer_step_count(const lb_trainer *tr);
 /* vit: epoch and position of the next batch; text: epoch 0, position = step. */
