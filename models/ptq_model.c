@@ -84,6 +84,13 @@ lb_status lb_ptq_model_load(lb_ctx *ctx, const char *path, const lb_backend *bac
 lb_model *lb_ptq_model_get(lb_ptq_model *qm) { return qm ? qm->model : NULL; }
 int lb_ptq_model_is_quantized(const lb_ptq_model *qm) { return qm && qm->quantized; }
 
+lb_status lb_ptq_model_set_observer(lb_ptq_model *qm, lb_model_observer_fn fn, void *user)
+{
+    if (!qm) return LB_ERR_ARG;
+    lb_model_set_observer(qm->model, fn, user);
+    return LB_OK;
+}
+
 void lb_ptq_model_free(lb_ptq_model *qm)
 {
     if (!qm) return;
