@@ -225,6 +225,9 @@ static void hq_cases(path_ctx *p)
     hq_case(p, 67, 1024, 1024, D_TIES, 301);
     hq_case(p, 4097, 17, 1, D_RANDOM, 302); /* odd D: int4 rows split in pairs */
     hq_case(p, 2049, 32, 8, D_OUTLIER, 303);
+    /* blocks above the scratch chunk (LBQ_CHUNK = 1024) */
+    hq_case(p, 2, 4096, 4096, D_RANDOM, 304);
+    hq_case(p, 3, 4096, 2048, D_CANCEL, 305);
 
     /* init step */
     for (size_t s = 0; s < 4; s++) {
@@ -543,7 +546,8 @@ static void run_path(lb_isa isa)
     assert_int_equal(lb_ctx_create(&p.ctx), LB_OK);
     assert_int_equal(lb_ctx_set_isa(p.ctx, isa), LB_OK);
     p.isa = lb_isa_name(isa);
-    for (int threads = 1; threads <= 2; threads++) {
+    /* auto is one of the named paths: run it once, at 2 threads */
+    for (int threads = isa == LB_ISA_AUTO ? 2 : 1; threads <= 2; threads++) {
         if (lb_ctx_set_threads(p.ctx, threads) != LB_OK) continue; /* no OpenMP: 1 only */
         p.threads = threads;
         philox_cases(&p);
