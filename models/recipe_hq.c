@@ -21,9 +21,10 @@
  *               and not learned; afterwards they are fixed / learned.
  *   LSQ steps   learned with the gradients of the oracle's backward by AdamW
  *               without weight decay (the authors' code trains them in the
- *               model's optimizer), lr = lsq-lr × the model's lr, moments in
- *               double, bias corrections for t = step − cold + 1; the steps
- *               are float32 and the forward uses |s| (the authors' rule).
+ *               model's optimizer), lr = lsq-lr × the model's lr (default 1,
+ *               as the authors), moments in double, bias corrections for
+ *               t = step − cold + 1; the steps are float32 and the forward
+ *               uses |s| (the authors' rule).
  *   evaluation  a scratch state with the learned block and steps, so
  *               evaluating never changes what training saved or learned.
  *   backward    ∇X, ∇W, ∇b of the oracle, added to the model's gradients.
@@ -32,7 +33,7 @@
  * stream xi.bs of the site and step), both backward GEMMs over all rows
  * (int32), then the same LSQ masks, step gradients and inverse Hadamard as
  * the oracle layer (steps 5-7 of lowbit/ref/qlinear_hq.h).
- * Statistics per layer: block, x_step, w_step, x_clip and w_clip (fraction
+ * Statistics per layer: block (the current one), x_step, w_step, x_clip and w_clip (fraction
  * of quotients outside the LSQ range, i.e. the STE mask's zeros), g_scale
  * (s↓, the fine BS step; the int4 step in the none ablation), lss_kept_w
  * and lss_kept_x (kept fraction of the 2N stacked rows of the ∇W and ∇X
@@ -70,6 +71,8 @@ static void weighted_rows_cpu(void *user, int64_t K, int64_t C, int64_t D, const
             if (hc == 0) continue;
             const double wgt = weight[r];
             const int8_t *x = x_codes + i * D; // (D)
+            /* independent elements: vectorising over d keeps every sum's order */
+#pragma omp simd
             for (int64_t d = 0; d < D; d++) a[d] += wgt * (double)(hc * (int)x[d]);
         }
     }
@@ -138,7 +141,7 @@ static lb_status hq_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     lb_status status = lb_qlinear_hq_forward_ref(ctx, &cfg, st, N, C, OC, inp, weight, bias, out,
                                                  NULL);
     if (status != LB_OK) return status;
-    rc_stat(s, S_BLOCK, (double)st->block);
+    rc_stat_last(s, S_BLOCK, (double)st->block);
     rc_stat(s, S_X_STEP, st->used_step_x);
     rc_stat(s, S_W_STEP, st->used_step_w);
     rc_stat(s, S_X_CLIP, clip_fraction(cfg.range, st->x_quotient, N * C));

@@ -17,7 +17,7 @@
  *   The forward codes are reused by the backward (straight-through: no clip
  *   mask, and nothing is clipped because the scale comes from the max).
  * Statistics per layer: x_scale, w_scale, g_scale (Δ of ∇Y) and g_zero (the
- * fraction of ∇Y entries whose code is 0).
+ * fraction of the non-zero ∇Y entries whose code is 0).
  */
 #include "config.h"
 
@@ -122,8 +122,11 @@ static lb_status int8_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     if (!i32 || !g || !z) return st;
     float g_scale;
     if ((st = quantize_int8(ctx, &q, dout, NO, i32, g, &g_scale)) != LB_OK) return st;
-    int64_t zeros = 0;
-    for (int64_t i = 0; i < NO; i++) zeros += g[i] == 0;
+    int64_t zeros = 0, nonzero = 0;
+    for (int64_t i = 0; i < NO; i++) {
+        nonzero += dout[i] != 0.0f;
+        zeros += g[i] == 0 && dout[i] != 0.0f;
+    }
     const lb_gemm_i8_hook h = rc_gemm_hook(s);
     if (dinp) {
         /* ∇X (N, C) = G (N, OC) · W_q (OC, C) */
@@ -142,7 +145,7 @@ static lb_status int8_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
             dbias[o] += (float)sum;
         }
     rc_stat(s, S_G_SCALE, g_scale);
-    rc_stat(s, S_G_ZERO, NO > 0 ? (double)zeros / (double)NO : 0.0);
+    rc_stat(s, S_G_ZERO, nonzero > 0 ? (double)zeros / (double)nonzero : 0.0);
     return LB_OK;
 }
 

@@ -116,6 +116,13 @@ static inline void rc_stat(rc_site *s, int k, double v)
     s->stat_n[k]++;
 }
 
+/* Sets statistic `k` to v (reported as is, not averaged). */
+static inline void rc_stat_last(rc_site *s, int k, double v)
+{
+    s->stat_sum[k] = v;
+    s->stat_n[k] = 1;
+}
+
 /* Per-element stream offset of a site and step: id·2^32 + step. */
 static inline uint64_t rc_site_step(const rc_site *s, int64_t step)
 {

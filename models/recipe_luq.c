@@ -29,8 +29,8 @@
  * Statistics per layer: x_scale, w_scale (SAWB steps), x_clip and w_clip
  * (fraction of entries beyond the SAWB clip, |t / scale| past the grid by
  * more than ½), alpha (LUQ's α = max|∇Y| / 2^(L−1)), underflow (fraction of
- * ∇Y entries with 0 < |δ| < α, the ones stochastic underflow sends to 0 or
- * ±α), fnt (1 during FNT).
+ * the non-zero ∇Y entries with |δ| < α, the ones stochastic underflow sends
+ * to 0 or ±α), fnt (1 during FNT).
  */
 #include "config.h"
 
@@ -180,13 +180,14 @@ static lb_status luq_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     if (dinp) rc_accumulate(dinp, gx, N * C);
     rc_accumulate(dweight, gw, OC * C);
     if (dbias) rc_accumulate(dbias, gb, OC);
-    int64_t under = 0;
+    int64_t under = 0, nonzero = 0;
     for (int64_t i = 0; i < N * OC; i++) {
         const float a = fabsf(dout[i]);
         under += a > 0.0f && a < alpha;
+        nonzero += a > 0.0f;
     }
     rc_stat(s, S_ALPHA, alpha);
-    rc_stat(s, S_UNDERFLOW, N * OC > 0 ? (double)under / (double)(N * OC) : 0.0);
+    rc_stat(s, S_UNDERFLOW, nonzero > 0 ? (double)under / (double)nonzero : 0.0);
     return LB_OK;
 }
 

@@ -119,7 +119,7 @@ static void hq_case(const char *lss, const char *bs, const char *range, int64_t 
                     int64_t OC)
 {
     const char *kv[] = {"fp-layers", "none", "lss", lss, "bit-split", bs, "lsq-range", range,
-                        "lsq-cold-steps", "0", NULL};
+                        "lsq-cold-steps", "0", "lsq-lr", "0.5", NULL};
     lb_recipe *r = make_recipe("hq", 7, 10, 0, kv);
     layer_io io;
     io_init(&io, N, C, OC, 100);
@@ -169,11 +169,12 @@ static void hq_case(const char *lss, const char *bs, const char *range, int64_t 
     const double bc1 = 1.0 - 0.9, bc2 = 1.0 - 0.999;
     const double mx = 0.1 * (double)gsx, vx = 0.001 * (double)gsx * (double)gsx;
     const double mw = 0.1 * (double)gsw, vw = 0.001 * (double)gsw * (double)gsw;
-    const float ex = (float)((double)st->step_x - 1e-3 * (mx / bc1) / (sqrt(vx / bc2) + 1e-8));
-    const float ew = (float)((double)st->step_w - 1e-3 * (mw / bc1) / (sqrt(vw / bc2) + 1e-8));
+    const double lr = 1e-3 * 0.5; /* lsq-lr 0.5 */
+    const float ex = (float)((double)st->step_x - lr * (mx / bc1) / (sqrt(vx / bc2) + 1e-8));
+    const float ew = (float)((double)st->step_w - lr * (mw / bc1) / (sqrt(vw / bc2) + 1e-8));
     assert_true(row[4] == (double)ex);
     assert_true(row[5] == (double)ew);
-    assert_true(fabsf(ex - (st->step_x - 1e-3f * (gsx > 0 ? 1.0f : -1.0f))) < 1e-6f);
+    assert_true(fabsf(ex - (st->step_x - 5e-4f * (gsx > 0 ? 1.0f : -1.0f))) < 1e-6f);
     assert_true(((const double *)state->data)[1] == 1.0); /* steps done */
     lb_tensor_free(state);
     free(y), free(gx), free(gw), free(gb);
