@@ -61,10 +61,10 @@ void lb_model_config_default(lb_model_kind kind, lb_model_config *cfg)
     cfg->ln_eps = 1e-5f;
     switch (kind) {
     case LB_MODEL_VIT:
-        cfg->n_layer = 6;
-        cfg->d_model = 96;
+        cfg->n_layer = 4;
+        cfg->d_model = 64;
         cfg->n_head = 4;
-        cfg->d_ff = 384;
+        cfg->d_ff = 256;
         cfg->image_size = 28;
         cfg->patch_size = 7;
         cfg->cls_token = 1;
@@ -73,18 +73,18 @@ void lb_model_config_default(lb_model_kind kind, lb_model_config *cfg)
         break;
     case LB_MODEL_GPT:
         cfg->n_layer = 4;
-        cfg->d_model = 192;
-        cfg->n_head = 6;
-        cfg->d_ff = 768;
+        cfg->d_model = 128;
+        cfg->n_head = 4;
+        cfg->d_ff = 512;
         cfg->max_seq_len = 128;
         cfg->vocab_size = 256;
         cfg->tied_embeddings = 1;
         break;
     case LB_MODEL_BERT:
         cfg->n_layer = 4;
-        cfg->d_model = 192;
-        cfg->n_head = 6;
-        cfg->d_ff = 768;
+        cfg->d_model = 128;
+        cfg->n_head = 4;
+        cfg->d_ff = 512;
         cfg->max_seq_len = 128;
         cfg->vocab_size = 257;
         cfg->type_vocab_size = 2;

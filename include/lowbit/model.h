@@ -81,10 +81,10 @@ typedef struct lb_model_config {
 } lb_model_config;
 
 /* The defaults of a kind:
- *   vit : 6 layers, C 96, 4 heads, F 384, 28x28 images, 7x7 patches (16),
+ *   vit : 4 layers, C 64, 4 heads, F 256, 28x28 images, 7x7 patches (16),
  *         CLS token (T = 17), 10 classes, eps 1e-5;
- *   gpt : 4 layers, C 192, 6 heads, F 768, T 128, vocab 256, tied;
- *   bert: 4 layers, C 192, 6 heads, F 768, T 128, vocab 257 (256 bytes +
+ *   gpt : 4 layers, C 128, 4 heads, F 512, T 128, vocab 256, tied;
+ *   bert: 4 layers, C 128, 4 heads, F 512, T 128, vocab 257 (256 bytes +
  *         [MASK] = 256), 2 token types, eps 1e-12;
  * softmax attention, clip_gamma = -2 / T (alpha = 2), clip_zeta = 1,
  * gate_init = 0.5, init_std = 0.02. */

@@ -62,9 +62,9 @@ typedef struct lb_train_config {
  * data "fashion-mnist" (vit) or "text" (gpt, bert), recipe fp32, backend
  * cpu, AdamW beta (0.9, 0.999), eps 1e-8, weight decay 0.05, grad clip 1,
  * min_lr 0, and per kind:
- *   vit : batch 128, lr 2e-3, 2350 steps (~5 epochs), warm-up 200, eval every 470;
- *   gpt : batch 32, lr 1e-3, 2000 steps, warm-up 100, eval every 250 (200 windows);
- *   bert: batch 32, lr 5e-4, 2000 steps, warm-up 100, eval every 250 (200 windows). */
+ *   vit : batch 128, lr 3e-3, 4680 steps (10 epochs), warm-up 200, eval every 936;
+ *   gpt : batch 16, lr 2e-3, 1000 steps, warm-up 50, eval every 250 (100 windows);
+ *   bert: batch 16, lr 1e-3, 1000 steps, warm-up 50, eval every 250 (100 windows). */
 void lb_train_config_default(lb_model_kind kind, lb_train_config *cfg);
 
 /* Checks a config (model included); LB_ERR_ARG naming the field. */
