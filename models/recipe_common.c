@@ -710,8 +710,9 @@ static size_t rc_stats_json(lb_recipe *self, char *buf, size_t size)
         first = 0;
         for (int k = 0; k < RC_MAX_STATS && r->ops->stat_names[k]; k++) {
             if (s->stat_n[k] == 0) continue;
-            put(buf, size, &len, ",\"%s\":%.6g", r->ops->stat_names[k],
-                s->stat_sum[k] / (double)s->stat_n[k]);
+            const double v = s->stat_sum[k] / (double)s->stat_n[k];
+            if (isfinite(v)) put(buf, size, &len, ",\"%s\":%.6g", r->ops->stat_names[k], v);
+            else put(buf, size, &len, ",\"%s\":null", r->ops->stat_names[k]);
         }
         put(buf, size, &len, "}");
     }
