@@ -24,6 +24,10 @@
 #include "lowbit/lowbit.h"
 #include "lowbit/cpu.h"
 #include "lowbit/ref/int_gemm.h"
+#include "lowbit/cpu_quant.h"
+#include "lowbit/ref/hadamard_quantizer.h"
+#include "lowbit/ref/bit_split.h"
+#include "lowbit/ref/luq.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -204,9 +208,135 @@ static void run_gemm_onednn(lb_ctx *ctx, const check_case *c, check_result *r)
     gemm_inputs_free(&g);
 }
 
+/* ------------------------------------------------------ quantizer ops */
+
+/* Float input x (n) of the data kind: uniform in [-1, 1), zeros, values on
+ * rounding ties (k/2), or random with one element 1e4 times larger. */
+static void check_fill_f32(float *x, int64_t n, enum check_data kind, uint64_t stream)
+{
+    const uint64_t seed = 0x6c62636865636bull;
+    for (int64_t i = 0; i < n; i++) {
+        const float u = lb_rng_uniform_f32(seed, stream, (uint64_t)i);
+        switch (kind) {
+        case DATA_ZEROS: x[i] = 0.0f; break;
+        case DATA_EXTREMES: x[i] = (float)((int)(u * 16.0f) - 8) * 0.5f; break;
+        default: x[i] = 2.0f * u - 1.0f; break;
+        }
+    }
+    if (kind == DATA_OUTLIER && n > 0) x[lb_rng_u32(seed, stream, (uint64_t)n) % (uint64_t)n] = 1e4f;
+}
+
+/* shape: rows, D (or N, C), block; param: unused. */
+static void describe_quant(const check_case *c, char *shape, size_t ns, char *params, size_t np)
+{
+    snprintf(shape, ns, "%" PRId64 "x%" PRId64, c->shape[0], c->shape[1]);
+    if (!strcmp(c->op, "hq"))
+        snprintf(params, np, "block=%" PRId64 " %s", c->shape[2], data_names[c->data]);
+    else
+        snprintf(params, np, "%s", data_names[c->data]);
+}
+
+/* Byte-exact comparison of two buffers of n elements of `size` bytes. */
+static void check_compare_bytes(const char *what, const void *got, const void *want, int64_t n,
+                                size_t size, check_result *r)
+{
+    const unsigned char *a = got, *b = want;
+    for (int64_t i = 0; i < n; i++) {
+        if (memcmp(a + (size_t)i * size, b + (size_t)i * size, size) != 0) {
+            r->outcome = CHECK_MISMATCH;
+            snprintf(r->detail, sizeof r->detail, "%s differ first at element %" PRId64, what, i);
+            return;
+        }
+    }
+    r->outcome = CHECK_OK;
+}
+
+/* Hadamard quantizer: codes, quotients and transformed values vs lb_hq_quantize_ref. */
+static void run_hq(lb_ctx *ctx, const check_case *c, check_result *r)
+{
+    const int64_t rows = c->shape[0], D = c->shape[1], block = c->shape[2], n = rows * D;
+    float *x = lb_alloc((size_t)n * 4), *q1 = lb_alloc((size_t)n * 4), *q2 = lb_alloc((size_t)n * 4);
+    float *t1 = lb_alloc((size_t)n * 4), *t2 = lb_alloc((size_t)n * 4);
+    int8_t *c1 = lb_alloc((size_t)n), *c2 = lb_alloc((size_t)n);
+    lb_status st = (x && q1 && q2 && t1 && t2 && c1 && c2) ? LB_OK : LB_ERR_NOMEM;
+    float step = 0.0f;
+    if (st == LB_OK) {
+        check_fill_f32(x, n, c->data, lb_rng_stream("check.hq", (uint64_t)n));
+        st = lb_hq_init_step_ref(ctx, rows, D, block, x, &step);
+    }
+    if (st == LB_OK && !(step > 0.0f)) step = 1.0f; /* all-zero input */
+    if (st == LB_OK)
+        st = lb_hq_quantize_ref(ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, rows, D, block, x, step, c1, q1, t1);
+    if (st == LB_OK)
+        st = lb_hq_quantize_cpu(ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, rows, D, block, x, step,
+                                LB_INT_S8, c2, q2, t2, NULL);
+    if (st != LB_OK) {
+        set_error(r, ctx, st);
+    } else {
+        check_compare_bytes("codes", c2, c1, n, 1, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("quotients", q2, q1, n, 4, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("transformed values", t2, t1, n, 4, r);
+    }
+    lb_free(x); lb_free(q1); lb_free(q2); lb_free(t1); lb_free(t2); lb_free(c1); lb_free(c2);
+}
+
+/* Bit splitting (clean mode: stochastic rounding from the counter RNG; even ties) vs lb_bit_split_ref. */
+static void run_bit_split(lb_ctx *ctx, const check_case *c, check_result *r)
+{
+    const int64_t N = c->shape[0], C = c->shape[1], n = N * C;
+    float *g = lb_alloc((size_t)n * 4);
+    int8_t *h1 = lb_alloc((size_t)n), *l1 = lb_alloc((size_t)n), *h2 = lb_alloc((size_t)n), *l2 = lb_alloc((size_t)n);
+    lb_status st = (g && h1 && l1 && h2 && l2) ? LB_OK : LB_ERR_NOMEM;
+    float s1 = 0.0f, s2 = 0.0f;
+    const uint64_t seed = 11, stream = lb_rng_stream("xi.bs", 3);
+    if (st == LB_OK) {
+        check_fill_f32(g, n, c->data, lb_rng_stream("check.bs", (uint64_t)n));
+        st = lb_bit_split_ref(ctx, LB_BS_CLEAN, LB_ROUND_HALF_EVEN, n, g, NULL, seed, stream, h1, l1, &s1);
+    }
+    if (st == LB_OK)
+        st = lb_bit_split_cpu(ctx, LB_BS_CLEAN, LB_ROUND_HALF_EVEN, N, C, g, NULL, seed, stream,
+                              LB_INT_S8, h2, l2, &s2, NULL, NULL);
+    if (st != LB_OK) {
+        set_error(r, ctx, st);
+    } else {
+        check_compare_bytes("fine scale", &s2, &s1, 1, 4, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("high nibbles", h2, h1, n, 1, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("low nibbles", l2, l1, n, 1, r);
+    }
+    lb_free(g); lb_free(h1); lb_free(l1); lb_free(h2); lb_free(l2);
+}
+
+/* LUQ (default parameters: 8 levels, stochastic underflow and rounding) vs lb_luq_quantize_ref. */
+static void run_luq(lb_ctx *ctx, const check_case *c, check_result *r)
+{
+    const int64_t n = c->shape[0] * c->shape[1];
+    float *x = lb_alloc((size_t)n * 4), *v1 = lb_alloc((size_t)n * 4), *v2 = lb_alloc((size_t)n * 4);
+    int8_t *c1 = lb_alloc((size_t)n), *c2 = lb_alloc((size_t)n);
+    lb_status st = (x && v1 && v2 && c1 && c2) ? LB_OK : LB_ERR_NOMEM;
+    lb_luq_params p = lb_luq_default_params();
+    p.seed = 5;
+    float a1 = 0.0f, a2 = 0.0f;
+    if (st == LB_OK) {
+        check_fill_f32(x, n, c->data, lb_rng_stream("check.luq", (uint64_t)n));
+        st = lb_luq_quantize_ref(ctx, &p, x, (size_t)n, c1, v1, &a1);
+    }
+    if (st == LB_OK) st = lb_luq_quantize_cpu(ctx, &p, x, (size_t)n, c2, v2, &a2);
+    if (st != LB_OK) {
+        set_error(r, ctx, st);
+    } else {
+        check_compare_bytes("alpha", &a2, &a1, 1, 4, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("codes", c2, c1, n, 1, r);
+        if (r->outcome == CHECK_OK) check_compare_bytes("values", v2, v1, n, 4, r);
+    }
+    lb_free(x); lb_free(v1); lb_free(v2); lb_free(c1); lb_free(c2);
+}
+
 static const check_op check_ops[] = {
     {"gemm-i8", 1, NULL, describe_gemm, run_gemm},
     {"gemm-i8-onednn", 0, "onednn", describe_gemm, run_gemm_onednn},
+    {"hq", 1, NULL, describe_quant, run_hq},
+    {"bit-split", 1, NULL, describe_quant, run_bit_split},
+    {"luq", 1, NULL, describe_quant, run_luq},
 };
 
 #define GEMM(op, M, N, K, ta, tb, s4b, s4a, data) {op, {M, N, K, 0}, {ta, tb, s4b, s4a}, data}
@@ -230,6 +360,21 @@ static const check_case check_cases[] = {
     GEMM("gemm-i8-onednn", 127, 129, 255, 0, 1, 0, 0, DATA_EXTREMES),
     GEMM("gemm-i8-onednn", 63, 17, 129, 1, 0, 0, 0, DATA_RANDOM),
     GEMM("gemm-i8-onednn", 64, 64, 1023, 0, 0, 0, 0, DATA_RANDOM),
+#define QUANT(op, rows, cols, block, data) {op, {rows, cols, block, 0}, {0, 0, 0, 0}, data}
+    /* fused quantizers (cpu/quant) vs ref: codes, scales and uniforms bit for bit */
+    QUANT("hq", 1, 1, 1, DATA_RANDOM),
+    QUANT("hq", 17, 64, 32, DATA_RANDOM),
+    QUANT("hq", 129, 256, 256, DATA_OUTLIER),
+    QUANT("hq", 33, 96, 32, DATA_EXTREMES),
+    QUANT("hq", 8, 128, 16, DATA_ZEROS),
+    QUANT("bit-split", 1, 7, 0, DATA_RANDOM),
+    QUANT("bit-split", 255, 129, 0, DATA_RANDOM),
+    QUANT("bit-split", 64, 33, 0, DATA_OUTLIER),
+    QUANT("bit-split", 31, 65, 0, DATA_EXTREMES),
+    QUANT("luq", 1, 3, 0, DATA_RANDOM),
+    QUANT("luq", 127, 129, 0, DATA_RANDOM),
+    QUANT("luq", 1023, 17, 0, DATA_OUTLIER),
+    QUANT("luq", 15, 63, 0, DATA_EXTREMES),
 };
 
 /* ---------------------------------------------------------------- driver */
