@@ -13,8 +13,10 @@
  *     7.1.26 with a polynomial exp; |error| < 3e-7 absolute in erf), so
  *     GELU and its derivative match ref within 1e-6 (abs) + 1e-6 |x|;
  *   - attention: the dot products over head features are vectorised
- *     (`omp simd` reductions, i.e. summed in another order) and exp of the
- *     scores uses the same polynomial exp: within 1e-5 + 1e-4 |ref|;
+ *     (`omp simd` reductions, i.e. summed in another order), or, from 32
+ *     tokens on with OpenBLAS, the matmuls of each (batch, head) are sgemm
+ *     calls; exp of the scores uses the same polynomial exp: within
+ *     1e-5 + 1e-4 |ref|;
  *   - linear layers with OpenBLAS (below).
  *
  * With OpenBLAS (HAVE_OPENBLAS) the three matmuls of a linear layer are
@@ -468,6 +470,206 @@ static void attention_backward_cpu(float *dqkv, float *dgate_in, float *dgate_w,
     }
 }
 
+#ifdef HAVE_OPENBLAS
+/* Attention with the three matmuls of each (b, h) as single-threaded sgemm
+ * calls (OpenBLAS's OpenMP build runs a call made inside a parallel region on
+ * the calling thread): S = Q K^T, C = P V forward; dV = P^T dC, dP = dC V^T,
+ * dQ = dS K, dK = dS^T Q backward. The row-wise softmax, clip and gate are
+ * the loops above. Same tolerance against ref as the loop version. */
+
+/* Row-wise masked softmax of S (T, T) in place (scores -> p); rows of p. */
+static void softmax_rows(float *S, const lb_attention_shape *s, const uint8_t *key_mask,
+                         int64_t b, float scale)
+{
+    const int64_t T = s->T;
+    for (int64_t t = 0; t < T; t++) {
+        float *p = S + t * T;
+        float maxval = -INFINITY;
+        int any = 0;
+        for (int64_t j = 0; j < T; j++) {
+            if (!key_ok(s, key_mask, b, t, j)) continue;
+            p[j] *= scale;
+            maxval = any && maxval >= p[j] ? maxval : p[j];
+            any = 1;
+        }
+        float sum = 0;
+        for (int64_t j = 0; j < T; j++) {
+            if (!key_ok(s, key_mask, b, t, j)) {
+                p[j] = 0;
+                continue;
+            }
+            p[j] = exp_neg_fast(p[j] - maxval);
+            sum += p[j];
+        }
+        const float inv = any ? 1.0f / sum : 0.0f;
+        for (int64_t j = 0; j < T; j++) p[j] *= inv;
+    }
+}
+
+static void attention_forward_blas(float *out, float *probs, float *context, float *gate,
+                                   const float *qkv, const uint8_t *key_mask,
+                                   const float *gate_in, const float *gate_w, const float *gate_b,
+                                   const lb_attention_shape *s)
+{
+    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = s->B * NH;
+    const float scale = 1.0f / sqrtf((float)hs);
+    const blasint ld3 = (blasint)(3 * C);
+#pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
+    for (int64_t bh = 0; bh < BH; bh++) {
+        const int64_t b = bh / NH, h = bh % NH;
+        const float *q = qkv + b * T * 3 * C + h * hs;  // (T, hs), row stride 3C
+        const float *k = q + C, *v = q + 2 * C;
+        float *P = probs + bh * T * T;                   // (T, T)
+        // S (T, T) = Q K^T, then p = masked softmax(S / sqrt(hs))
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T,
+                    (blasint)hs, 1.0f, q, ld3, k, ld3, 0.0f, P, (blasint)T);
+        softmax_rows(P, s, key_mask, b, scale);
+        float *c = (s->gated ? context : out) + b * T * C + h * hs; // (T, hs), stride C
+        if (!s->clipped) {
+            // C (T, hs) = P V
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)hs,
+                        (blasint)T, 1.0f, P, (blasint)T, v, ld3, 0.0f, c, (blasint)C);
+        } else {
+            for (int64_t t = 0; t < T; t++) {
+                float *ct = c + t * C;
+                for (int64_t i = 0; i < hs; i++) ct[i] = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    const float y = P[t * T + j] > 0 ? clip_weight(s, P[t * T + j]) : 0.0f;
+                    if (y == 0) continue;
+                    const float *vj = v + j * 3 * C;
+#pragma omp simd
+                    for (int64_t i = 0; i < hs; i++) ct[i] += y * vj[i];
+                }
+            }
+        }
+        if (s->gated) {
+            for (int64_t t = 0; t < T; t++) {
+                const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
+                                gate_b[h];
+                const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
+                                        : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
+                gate[bh * T + t] = pi;
+                float *o = out + (b * T + t) * C + h * hs;
+                const float *ct = c + t * C;
+                for (int64_t i = 0; i < hs; i++) o[i] = pi * ct[i];
+            }
+        }
+    }
+}
+
+static void attention_backward_blas(float *dqkv, float *dgate_in, float *dgate_w, float *dgate_b,
+                                    float *scratch, const float *dout, const float *qkv,
+                                    const float *probs, const float *context, const float *gate,
+                                    const uint8_t *key_mask, const float *gate_in,
+                                    const float *gate_w, const lb_attention_shape *s)
+{
+    const int64_t B = s->B, T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = B * NH;
+    const float scale = 1.0f / sqrtf((float)hs);
+    const float stretch = s->zeta - s->gamma;
+    const blasint ld3 = (blasint)(3 * C);
+    float *dgate_logit = scratch;              // (B, NH, T)
+    float *work = scratch + 2 * BH * T;        // per (b, h): dP (T, T), Y (T, T), dC (T, hs)
+    const int64_t per = 2 * T * T + T * hs;
+#pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
+    for (int64_t bh = 0; bh < BH; bh++) {
+        const int64_t b = bh / NH, h = bh % NH;
+        const float *q = qkv + b * T * 3 * C + h * hs, *k = q + C, *v = q + 2 * C;
+        float *dq = dqkv + b * T * 3 * C + h * hs, *dk = dq + C, *dv = dq + 2 * C;
+        const float *P = probs + bh * T * T;
+        float *dP = work + bh * per, *Y = dP + T * T, *dC = Y + T * T;
+        // dC (T, hs) = pi dout; the gate's own gradient
+        for (int64_t t = 0; t < T; t++) {
+            const float *dy = dout + (b * T + t) * C + h * hs;
+            float pi = 1;
+            if (s->gated) {
+                pi = gate[bh * T + t];
+                const float dz = pi * (1 - pi) * dot_simd(dy, context + (b * T + t) * C + h * hs, hs);
+                dgate_logit[bh * T + t] = dz;
+                float *dx = dgate_in + (b * T + t) * C + h * hs;
+                const float *w = gate_w + h * hs;
+                for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
+            }
+            for (int64_t i = 0; i < hs; i++) dC[t * hs + i] = pi * dy[i];
+        }
+        // Y = the weights used for V (P, or the clipped P)
+        const float *Yw = P;
+        if (s->clipped) {
+            for (int64_t n = 0; n < T * T; n++) Y[n] = P[n] > 0 ? clip_weight(s, P[n]) : 0.0f;
+            Yw = Y;
+        }
+        // dV += Y^T dC ; dP = dC V^T
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)T, (blasint)hs, (blasint)T,
+                    1.0f, Yw, (blasint)T, dC, (blasint)hs, 1.0f, dv, ld3);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T, (blasint)hs,
+                    1.0f, dC, (blasint)hs, v, ld3, 0.0f, dP, (blasint)T);
+        // through the clip and the softmax: dS_j = p_j (u_j - sum_i u_i p_i) / sqrt(hs)
+        for (int64_t t = 0; t < T; t++) {
+            const float *p = P + t * T;
+            float *u = dP + t * T;
+            float pu = 0;
+            for (int64_t j = 0; j < T; j++) {
+                if (!key_ok(s, key_mask, b, t, j)) {
+                    u[j] = 0;
+                    continue;
+                }
+                if (s->clipped) {
+                    const float sj = stretch * p[j] + s->gamma;
+                    u[j] = (sj >= 0 && sj <= 1) ? stretch * u[j] : 0.0f;
+                }
+                pu += u[j] * p[j];
+            }
+            for (int64_t j = 0; j < T; j++) u[j] = p[j] * (u[j] - pu) * scale;
+        }
+        // dQ += dS K ; dK += dS^T Q
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)hs,
+                    (blasint)T, 1.0f, dP, (blasint)T, k, ld3, 1.0f, dq, ld3);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)T, (blasint)hs, (blasint)T,
+                    1.0f, dP, (blasint)T, q, ld3, 1.0f, dk, ld3);
+    }
+    if (s->gated) {
+#pragma omp parallel for schedule(static) if (B * T * C >= 4 * PAR_MIN)
+        for (int64_t h = 0; h < NH; h++)
+            attention_gate_params_backward_serial(dgate_w, dgate_b, dgate_logit, gate_in, s, h);
+    }
+}
+#endif
+
+/* Short sequences (vit's 17 tokens) run faster in the loops than in many tiny
+ * sgemm calls; from 32 tokens on the sgemm version wins. */
+#define ATTENTION_SGEMM_MIN_T 32
+
+static void attention_forward_dispatch(float *out, float *probs, float *context, float *gate,
+                                       const float *qkv, const uint8_t *key_mask,
+                                       const float *gate_in, const float *gate_w,
+                                       const float *gate_b, const lb_attention_shape *s)
+{
+#ifdef HAVE_OPENBLAS
+    if (s->T >= ATTENTION_SGEMM_MIN_T) {
+        attention_forward_blas(out, probs, context, gate, qkv, key_mask, gate_in, gate_w, gate_b, s);
+        return;
+    }
+#endif
+    attention_forward_cpu(out, probs, context, gate, qkv, key_mask, gate_in, gate_w, gate_b, s);
+}
+
+static void attention_backward_dispatch(float *dqkv, float *dgate_in, float *dgate_w,
+                                        float *dgate_b, float *scratch, const float *dout,
+                                        const float *qkv, const float *probs,
+                                        const float *context, const float *gate,
+                                        const uint8_t *key_mask, const float *gate_in,
+                                        const float *gate_w, const lb_attention_shape *s)
+{
+#ifdef HAVE_OPENBLAS
+    if (s->T >= ATTENTION_SGEMM_MIN_T) {
+        attention_backward_blas(dqkv, dgate_in, dgate_w, dgate_b, scratch, dout, qkv, probs,
+                                context, gate, key_mask, gate_in, gate_w, s);
+        return;
+    }
+#endif
+    attention_backward_cpu(dqkv, dgate_in, dgate_w, dgate_b, scratch, dout, qkv, probs, context,
+                           gate, key_mask, gate_in, gate_w, s);
+}
+
 /* ----------------------------------------------------------- cross-entropy */
 
 static void crossentropy_forward_cpu(float *losses, float *probs, const float *logits,
@@ -547,8 +749,8 @@ static const lb_backend backend_cpu = {
     .embedding_backward = embedding_backward_cpu,
     .meanpool_forward = meanpool_forward_cpu,
     .meanpool_backward = meanpool_backward_cpu,
-    .attention_forward = attention_forward_cpu,
-    .attention_backward = attention_backward_cpu,
+    .attention_forward = attention_forward_dispatch,
+    .attention_backward = attention_backward_dispatch,
     .crossentropy_forward = crossentropy_forward_cpu,
     .crossentropy_backward = crossentropy_backward_cpu,
     .adamw_update = adamw_update_cpu,

@@ -45,7 +45,10 @@ const lb_backend *lb_backend_ref(void) { return &backend_ref; }
 
 int64_t lb_attention_scratch_floats(const lb_attention_shape *s)
 {
-    return 2 * s->B * s->NH * s->T;
+    // ref and the loop version of cpu use the first 2 B NH T; the sgemm
+    // version of cpu adds (T, T) + (T, T) + (T, hs) per (b, h)
+    const int64_t BH = s->B * s->NH, T = s->T, hs = s->C / s->NH;
+    return 2 * BH * T + BH * (2 * T * T + T * hs);
 }
 
 lb_status lb_backend_find(lb_ctx *ctx, const char *name, const lb_backend **out)

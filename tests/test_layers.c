@@ -570,10 +570,17 @@ static void test_cpu_attention(void **state)
 {
     (void)state;
     const lb_backend *ref = lb_backend_ref(), *cpu = lb_backend_cpu();
-    const int64_t B = 3, T = 9, C = 16, NH = 4;
-    const uint8_t mask[27] = {1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 0, 1, 1, 1, 1, 1, 1, 1,
-                              1, 1, 1, 1, 1, 0, 0, 0, 0};
+    // T = 9 takes the cpu backend's loop version, T = 40 its sgemm version
+    for (int64_t T = 9; T <= 40; T += 31)
     for (int variant = 0; variant < 8; variant++) {
+        const int64_t B = 3, C = 16, NH = 4;
+        // batch row 0 all valid, row 1 every third key masked, row 2 only 4 keys
+        uint8_t mask[3 * 40];
+        for (int64_t j = 0; j < T; j++) {
+            mask[j] = 1;
+            mask[T + j] = j % 3 != 1;
+            mask[2 * T + j] = j < 4;
+        }
         lb_attention_shape s = {B, T, C, NH, variant & 1, (variant >> 1) & 1, (variant >> 2) & 1,
                                 -0.05f, 1.02f};
         const int64_t n = B * T * C, np = B * NH * T * T;

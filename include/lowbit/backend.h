@@ -168,7 +168,7 @@ typedef struct lb_backend {
 /* Block length of the fixed-order reductions (sum_squares). */
 #define LB_REDUCE_BLOCK 4096
 
-/* Floats of scratch attention_backward needs: 2 B NH T. */
+/* Floats of scratch attention_backward needs: 2 B NH T + B NH (2 T^2 + T hs). */
 int64_t lb_attention_scratch_floats(const lb_attention_shape *s);
 
 /* The portable reference backend (always available). */
