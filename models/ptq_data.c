@@ -330,3 +330,15 @@ lb_status lb_ptq_data_batch(lb_ctx *ctx, lb_ptq_data *d, int64_t first, int64_t 
     *taken = batch->B;
     return LB_OK;
 }
+
+lb_status lb_ptq_data_lines(const lb_ptq_data *d, size_t n, const char **texts, size_t *lens)
+{
+    if (!d || d->kind != D_LINES || (int64_t)n > d->n || (n && (!texts || !lens)))
+        return LB_ERR_ARG;
+    for (size_t i = 0; i < n; i++) {
+        const int64_t k = d->order[i];
+        texts[i] = d->lines[k];
+        lens[i] = d->line_len[k];
+    }
+    return LB_OK;
+}

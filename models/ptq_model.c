@@ -6,8 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lowbit/alloc.h"
 #include "lowbit/ptq.h"
 #include "lowbit/safetensors.h"
+#include "ptq_internal.h"
 #include "train_internal.h"
 
 lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
@@ -60,40 +62,110 @@ lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_ba
 
 /* ------------------------------------------------------------- lb_ptq_model */
 
-struct lb_ptq_model {
-    lb_model *model;
-    int quantized;
-};
-
 lb_status lb_ptq_model_load(lb_ctx *ctx, const char *path, const lb_backend *backend,
                             const lb_model_options *opts, lb_ptq_model **out)
 {
-    if (!out) return lb_error(ctx, LB_ERR_ARG, "load: NULL argument");
+    return lb_ptq_model_load_ex(ctx, path, backend, opts, LB_PTQ_EXEC_INTEGER, LB_PTQ_KERNEL_FAST,
+                                out);
+}
+
+lb_status lb_ptq_model_load_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                               const lb_model_options *opts, lb_ptq_exec exec,
+                               lb_ptq_kernel kernel, lb_ptq_model **out)
+{
+    if (!path || !out) return lb_error(ctx, LB_ERR_ARG, "load: NULL argument");
     *out = NULL;
-    lb_ptq_model *qm = calloc(1, sizeof *qm);
+    lb_safetensors *st = NULL;
+    lb_status s = lb_safetensors_read(ctx, path, &st);
+    if (s != LB_OK) return s;
+    const char *fmt = lb_safetensors_metadata(st, "format");
+    const int quantized = fmt && strcmp(fmt, "lowbit-quantized") == 0;
+    lb_safetensors_free(st);
+    if (quantized) return ptq_load_quantized(ctx, path, backend, opts, exec, kernel, out);
+    lb_ptq_model *qm = lb_calloc(1, sizeof *qm);
     if (!qm) return lb_error(ctx, LB_ERR_NOMEM, "load: out of memory");
-    lb_status s = lb_checkpoint_load_model_ex(ctx, path, backend, opts, &qm->model, NULL);
+    s = lb_checkpoint_load_model_ex(ctx, path, backend, opts, &qm->model, &qm->info);
     if (s != LB_OK) {
-        free(qm);
+        lb_free(qm);
         return s;
     }
+    qm->have_info = 1;
     *out = qm;
     return LB_OK;
 }
 
 lb_model *lb_ptq_model_get(lb_ptq_model *qm) { return qm ? qm->model : NULL; }
-int lb_ptq_model_is_quantized(const lb_ptq_model *qm) { return qm && qm->quantized; }
+int lb_ptq_model_is_quantized(const lb_ptq_model *qm) { return qm && qm->rt; }
+
+const lb_ptq_options *lb_ptq_model_options(const lb_ptq_model *qm)
+{
+    return qm && qm->rt ? &qm->rt->opts : NULL;
+}
+
+const lb_checkpoint_info *lb_ptq_model_info(const lb_ptq_model *qm)
+{
+    return qm && qm->have_info ? &qm->info : NULL;
+}
 
 lb_status lb_ptq_model_set_observer(lb_ptq_model *qm, lb_model_observer_fn fn, void *user)
 {
     if (!qm) return LB_ERR_ARG;
-    lb_model_set_observer(qm->model, fn, user);
+    if (qm->rt) {
+        qm->rt->user_fn = fn;
+        qm->rt->user_arg = fn ? user : NULL;
+    } else {
+        lb_model_set_observer(qm->model, fn, user);
+    }
     return LB_OK;
+}
+
+lb_status lb_ptq_model_set_exec(lb_ctx *ctx, lb_ptq_model *qm, lb_ptq_exec exec,
+                                lb_ptq_kernel kernel)
+{
+    if (!qm) return lb_error(ctx, LB_ERR_ARG, "ptq: NULL model");
+    if (!qm->rt) return LB_OK;
+    if ((exec != LB_PTQ_EXEC_INTEGER && exec != LB_PTQ_EXEC_FAKE) ||
+        (kernel != LB_PTQ_KERNEL_FAST && kernel != LB_PTQ_KERNEL_REF))
+        return lb_error(ctx, LB_ERR_ARG, "ptq: bad execution mode");
+    qm->rt->exec = exec;
+    qm->rt->kernel = kernel;
+    if (exec == LB_PTQ_EXEC_INTEGER && kernel == LB_PTQ_KERNEL_FAST)
+        return ptq_runtime_pack(ctx, qm->rt);
+    return LB_OK;
+}
+
+double lb_ptq_model_exponent(const lb_ptq_model *qm, lb_linear_role role, int layer)
+{
+    if (!qm || !qm->rt) return 0;
+    const ptq_linear *L = ptq_linear_at(qm->rt, role, layer);
+    return L && L->quantized && L->grid == LB_WQ_GRID_POWER ? L->a : 0;
+}
+
+void lb_ptq_model_report(const lb_ptq_model *qm, FILE *f)
+{
+    if (!qm || !qm->rt) return;
+    ptq_runtime *rt = qm->rt;
+    const int gptq_like = rt->opts.method == LB_PTQ_GPTQ || rt->opts.method == LB_PTQ_NUPES;
+    fprintf(f, "  %-6s %-5s %4s %-7s %8s %5s %12s  %s\n", "layer", "role", "bits", "grid",
+            "exponent", "R", gptq_like ? "output err" : "weight err", "input");
+    for (int l = -1; l < rt->cfg.n_layer; l++)
+        for (int role = 0; role < PTQ_N_ROLES; role++) {
+            const ptq_linear *L = ptq_linear_at(rt, (lb_linear_role)role, l);
+            if (!L->quantized) continue;
+            char in[48] = "float";
+            if (L->in && L->in->enabled && L->in->have)
+                snprintf(in, sizeof in, "%d-bit, step %.4g, zero %d", rt->opts.abits,
+                         (double)L->in->scale, L->in->zero);
+            fprintf(f, "  %-6d %-5s %4d %-7s %8.4f %5d %12.4g  %s\n", l,
+                    lb_linear_role_name(L->role), L->bits, lb_wq_grid_name(L->grid), L->a, L->R,
+                    L->relerr, in);
+        }
 }
 
 void lb_ptq_model_free(lb_ptq_model *qm)
 {
     if (!qm) return;
     lb_model_free(qm->model);
-    free(qm);
+    ptq_runtime_free(qm->rt);
+    lb_free(qm);
 }
