@@ -3,13 +3,15 @@
  *   lowbit eval --checkpoint FILE [--data fashion-mnist|text[:SPEC]]
  *               [--limit N] [--batch N] [--backend cpu|ref] [--threads N]
  *
- * The data defaults to the one the checkpoint was trained on. Prints test
+ * The data defaults to the one the checkpoint was trained on. A quantized
+ * model file (lowbit ptq) runs its integer path (lowbit/ptq.h). Prints test
  * loss and accuracy (vit) or validation loss, bits per byte against the
  * unigram baseline and next-byte / masked-byte accuracy (gpt, bert).
  */
 #include "config.h"
 #include "cli.h"
 #include "lowbit/datasets.h"
+#include "lowbit/ptq.h"
 #include "lowbit/train.h"
 
 #include <math.h>
@@ -47,6 +49,7 @@ int cmd_eval(int argc, char **argv)
     if (!cli_ctx_create(&ctx)) return CLI_EXIT_FAIL;
     int rc = CLI_EXIT_OK;
     lb_model *model = NULL;
+    lb_ptq_model *qm = NULL;
     const lb_backend *be = NULL;
     lb_checkpoint_info info;
     lb_status st = lb_backend_find(ctx, backend_name, &be);
@@ -55,11 +58,15 @@ int cmd_eval(int argc, char **argv)
         rc = cli_report(ctx, st, "eval");
         goto done;
     }
-    st = lb_checkpoint_load_model(ctx, checkpoint, be, batch, &model, &info);
+    // a checkpoint or a quantized model file (lowbit/ptq.h)
+    const lb_model_options mopts = {batch, 0, 0};
+    st = lb_ptq_model_load(ctx, checkpoint, be, &mopts, &qm);
     if (st != LB_OK) {
         rc = cli_report(ctx, st, checkpoint);
         goto done;
     }
+    model = lb_ptq_model_get(qm);
+    info = *lb_ptq_model_info(qm);
     if (!data) data = info.train.data;
     lb_eval_result r;
     st = lb_evaluate(ctx, model, data, info.train.val_fraction, limit, &r);
@@ -71,6 +78,12 @@ int cmd_eval(int argc, char **argv)
     printf("checkpoint  %s (%s, %d layers, d_model %d, %s attention, step %lld)\n", checkpoint,
            lb_model_kind_name(m->kind), m->n_layer, m->d_model,
            lb_attention_kind_name(m->attention), (long long)info.step);
+    if (lb_ptq_model_is_quantized(qm)) {
+        const lb_ptq_options *po = lb_ptq_model_options(qm);
+        printf("quantized   %s, W%d A%d (%s activations), integer GEMMs\n",
+               lb_ptq_method_name(po->method), po->wbits, po->abits,
+               lb_ptq_act_sites_name(po->act_sites));
+    }
     printf("data        %s\n", data);
     if (m->kind == LB_MODEL_VIT) {
         printf("examples    %lld test images\n", (long long)r.examples);
@@ -96,7 +109,7 @@ int cmd_eval(int argc, char **argv)
                m->kind == LB_MODEL_GPT ? "next byte" : "masked byte");
     }
 done:
-    lb_model_free(model);
+    lb_ptq_model_free(qm);
     lb_ctx_free(ctx);
     return rc;
 }
