@@ -61,5 +61,13 @@ int cmd_check(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 extern const char cmd_tokenize_usage[];
+int cmd_import(int argc, char **argv);
+int cmd_embed(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_ptq(int argc, char **argv);
+extern const char cmd_import_usage[];
+extern const char cmd_embed_usage[];
+extern const char cmd_stats_usage[];
+extern const char cmd_ptq_usage[];
 
 #endif

@@ -36,6 +36,12 @@ static const cli_command commands[] = {
      "usage: lowbit data fashion-mnist [--dir DIR]\n"
      "       lowbit data text [--corpus default|moby-dick|PATH[,PATH...]] [--val-fraction F]\n",
      cmd_data},
+    {"import", "import a pretrained model (all-MiniLM-L6-v2) into a lowbit checkpoint", cmd_import_usage,
+     cmd_import},
+    {"embed", "sentence embeddings of input lines with a bert checkpoint", cmd_embed_usage, cmd_embed},
+    {"stats", "outlier statistics per layer: infinity norm, kurtosis, attention no-op behaviour",
+     cmd_stats_usage, cmd_stats},
+    {"ptq", "post-training quantization: w8a8, rtn, gptq, powerquant, nupes", cmd_ptq_usage, cmd_ptq},
     {"tokenize", "print the WordPiece ids of each input line (BERT uncased, all-MiniLM-L6-v2)",
      cmd_tokenize_usage, cmd_tokenize},
 };
