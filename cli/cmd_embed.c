@@ -2,12 +2,15 @@
  * standard input with an imported (or quantized) BERT encoder.
  *
  *   lowbit embed --checkpoint FILE [--max-len N] [--batch N] [--out FILE.npy]
- *                [--reference REF.npy] [--no-normalize] [--backend cpu|ref]
- *                [--threads N] < lines
+ *                [--reference REF.npy] [--json FILE] [--data SPEC] [--limit N]
+ *                [--no-normalize] [--backend cpu|ref] [--threads N] [< lines]
  *
  * Writes a float32 (lines, d_model) .npy to --out (or to standard output).
- * --reference compares with another embedding file of the same shape and
- * prints the cosine similarity of each row pair: mean, min and max.
+ * The texts are the lines of standard input, or with --data the lines of a
+ * corpus's validation split ("sentences[:SPEC]", lowbit/ptq.h) or of a file
+ * ("lines:FILE"). --reference compares with another embedding file of the
+ * same shape and prints the cosine similarity of each row pair: mean, min
+ * and max (and appends them to --json FILE as one JSON line).
  */
 #include "config.h"
 #include "cli.h"
@@ -26,8 +29,8 @@ int cmd_embed(int argc, char **argv);
 
 const char cmd_embed_usage[] =
     "usage: lowbit embed --checkpoint FILE [--max-len N] [--batch N] [--out FILE.npy]\n"
-    "                    [--reference REF.npy] [--no-normalize] [--backend cpu|ref]\n"
-    "                    [--threads N] < lines\n"
+    "                    [--reference REF.npy] [--json FILE] [--data SPEC] [--limit N]\n"
+    "                    [--no-normalize] [--backend cpu|ref] [--threads N] [< lines]\n"
     "Sentence embeddings (mean of the last hidden states over the tokens, L2-normalised,\n"
     "as sentence-transformers) of each line of standard input, one row per line.\n"
     "  --checkpoint FILE  a model from `lowbit import` (or `lowbit ptq` of one)\n"
@@ -36,6 +39,10 @@ const char cmd_embed_usage[] =
     "  --batch N          texts per forward pass (default 32)\n"
     "  --out FILE.npy     float32 (lines, d_model); default: the .npy on standard output\n"
     "  --reference R.npy  print the cosine similarity to R row by row (mean, min, max)\n"
+    "  --json FILE        append the cosine statistics as one JSON line\n"
+    "  --data SPEC        embed the lines of sentences[:SPEC] (a corpus's validation\n"
+    "                     split, default Austen) or lines:FILE instead of standard input\n"
+    "  --limit N          at most N texts of --data (default all)\n"
     "  --no-normalize     the plain mean, without L2 normalisation\n"
     "  --backend B        cpu (default) or ref\n"
     "  --threads N        OpenMP threads\n";
@@ -110,7 +117,8 @@ int cmd_embed(int argc, char **argv)
 {
     const cli_command *cmd = &embed_command;
     const char *checkpoint = NULL, *out = NULL, *reference = NULL, *backend_name = "cpu";
-    int64_t max_len = 0, batch = 32, threads = 0;
+    const char *json = NULL, *data = NULL;
+    int64_t max_len = 0, batch = 32, threads = 0, limit = 0;
     int normalize = 1;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
@@ -123,6 +131,14 @@ int cmd_embed(int argc, char **argv)
             if (!(out = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (strcmp(o, "--reference") == 0) {
             if (!(reference = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (strcmp(o, "--json") == 0) {
+            if (!(json = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (strcmp(o, "--data") == 0) {
+            if (!(data = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (strcmp(o, "--limit") == 0) {
+            if (!(v = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
+            if (!cli_parse_i64(v, 0, INT64_MAX, &limit))
+                return cli_usage_error(cmd, "--limit: bad value '%s'", v);
         } else if (strcmp(o, "--backend") == 0) {
             if (!(backend_name = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (strcmp(o, "--no-normalize") == 0) {
@@ -166,7 +182,36 @@ int cmd_embed(int argc, char **argv)
         goto done;
     }
     lb_model *model = lb_ptq_model_get(qm);
-    if (!read_lines(stdin, &lines, &lens, &n)) {
+    if (data) {
+        // the lines of a corpus split or a file, copied so that they outlive the data
+        lb_ptq_data *d = NULL;
+        st = lb_ptq_data_open(ctx, data, lb_model_get_config(model), tok, (size_t)max_len,
+                              LB_PTQ_EVAL, 0, &d);
+        if (st == LB_OK) {
+            n = (size_t)lb_ptq_data_size(d);
+            if (limit > 0 && (size_t)limit < n) n = (size_t)limit;
+            const char **t = malloc((n ? n : 1) * sizeof *t);
+            lines = calloc(n ? n : 1, sizeof *lines);
+            lens = malloc((n ? n : 1) * sizeof *lens);
+            if (!t || !lines || !lens) st = lb_error(ctx, LB_ERR_NOMEM, "embed: out of memory");
+            if (st == LB_OK) st = lb_ptq_data_lines(d, n, t, lens);
+            for (size_t i = 0; st == LB_OK && i < n; i++) {
+                lines[i] = malloc(lens[i] + 1);
+                if (!lines[i]) {
+                    st = lb_error(ctx, LB_ERR_NOMEM, "embed: out of memory");
+                    break;
+                }
+                memcpy(lines[i], t[i], lens[i]);
+                lines[i][lens[i]] = 0;
+            }
+            free(t);
+        }
+        lb_ptq_data_free(d);
+        if (st != LB_OK) {
+            rc = cli_report(ctx, st, data);
+            goto done;
+        }
+    } else if (!read_lines(stdin, &lines, &lens, &n)) {
         fprintf(stderr, "lowbit embed: out of memory reading the input\n");
         rc = CLI_EXIT_FAIL;
         goto done;
@@ -210,6 +255,18 @@ int cmd_embed(int argc, char **argv)
         fprintf(out ? stdout : stderr,
                 "cosine to %s over %zu rows: mean %.6f min %.6f max %.6f\n", reference, n,
                 n ? sum / (double)n : 0.0, lo, hi);
+        if (json) {
+            FILE *f = fopen(json, "a");
+            if (!f) {
+                fprintf(stderr, "lowbit embed: cannot append to %s\n", json);
+                rc = CLI_EXIT_FAIL;
+                goto done;
+            }
+            fprintf(f, "{\"checkpoint\":\"%s\",\"reference\":\"%s\",\"rows\":%zu,"
+                       "\"cos_mean\":%.9g,\"cos_min\":%.9g,\"cos_max\":%.9g}\n",
+                    checkpoint, reference, n, n ? sum / (double)n : 0.0, lo, hi);
+            fclose(f);
+        }
     }
 done:
     if (lines)

@@ -92,6 +92,14 @@ void ptq_runtime_free(ptq_runtime *rt);
 /* Fills the layer table from a model's parameter layout (offsets, shapes). */
 lb_status ptq_runtime_bind(lb_ctx *ctx, ptq_runtime *rt, const lb_model *model);
 
+/* Asymmetric activation quantization of n values x with (scale, zero) at
+ * `bits`: x̂ (may alias x, may be NULL) = Δ (q - z) and codes (may be NULL)
+ * = q - 128 as int8, q = clamp(round_half_even(x / Δ) + z, 0, 2^bits - 1):
+ * the codes and values of lb_uniform_quantize_ref / lb_uniform_fake_quant_ref
+ * bit for bit. Returns 0 when some x is not finite (outputs then undefined). */
+int ptq_act_quantize(const float *x, int64_t n, float scale, int32_t zero, int bits,
+                     float *xhat, int8_t *codes);
+
 /* The observer the runtime installs on its model. */
 lb_status ptq_observe(void *user, lb_ctx *ctx, const lb_model_tap *tap);
 

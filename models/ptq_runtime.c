@@ -116,13 +116,34 @@ static lb_status calibrate(lb_ctx *ctx, ptq_runtime *rt, ptq_act *q, const float
     return LB_OK;
 }
 
-/* In-place fake quantization of n values. */
+int ptq_act_quantize(const float *x, int64_t n, float scale, int32_t zero, int bits,
+                     float *xhat, int8_t *codes)
+{
+    // lb_uniform_code's rule (ties to even, then + z, clamped to [0, 2^b - 1])
+    // written as clamp(x / Δ, -z, L - z), round, + z: the same codes (the
+    // bounds are integers), and the rounding of |v| < 2^22 by adding and
+    // subtracting 1.5 * 2^23 is nearbyintf's in the default rounding mode
+    const float lo = (float)-zero, hi = (float)((1 << bits) - 1 - zero), magic = 12582912.0f;
+    int finite = 1;
+    for (int64_t i = 0; i < n; i++) {
+        finite &= isfinite(x[i]) != 0;
+        float v = x[i] / scale;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        const float r = (v + magic) - magic; // q - z
+        if (xhat) xhat[i] = scale * r;
+        if (codes) codes[i] = (int8_t)((int32_t)r + zero - 128);
+    }
+    return finite;
+}
+
+/* Fake quantization of n values (x may alias src). */
 static lb_status fake_quant(lb_ctx *ctx, const ptq_runtime *rt, const ptq_act *q, float *x,
                             const float *src, int64_t n)
 {
-    const lb_uniform_config u = act_config(rt);
-    const lb_qgroups g = {1, 1, n};
-    return lb_uniform_fake_quant_ref(ctx, &u, &g, src, &q->scale, &q->zero, x);
+    if (!ptq_act_quantize(src, n, q->scale, q->zero, rt->opts.abits, x, NULL))
+        return lb_error(ctx, LB_ERR_NUMERIC, "ptq: non-finite activation");
+    return LB_OK;
 }
 
 lb_status ptq_observe(void *user, lb_ctx *ctx, const lb_model_tap *tap)
@@ -140,17 +161,6 @@ lb_status ptq_observe(void *user, lb_ctx *ctx, const lb_model_tap *tap)
     return LB_OK;
 }
 
-/* Input codes minus 128 (int8) of x (N, C) under q. */
-static void input_codes(const ptq_runtime *rt, const ptq_act *q, const float *x, int64_t n,
-                        int8_t *out)
-{
-    const int32_t qmax = (1 << rt->opts.abits) - 1;
-    for (int64_t i = 0; i < n; i++) {
-        const int32_t c = lb_uniform_code(x[i], q->scale, q->zero, 0, qmax, LB_ROUND_HALF_EVEN, 0);
-        out[i] = (int8_t)(c - 128);
-    }
-}
-
 /* The integer linear layer (lowbit/ptq.h). */
 static lb_status integer_linear(lb_ctx *ctx, ptq_runtime *rt, const ptq_linear *L, float *out,
                                 const float *inp, const float *bias, int64_t N)
@@ -158,7 +168,8 @@ static lb_status integer_linear(lb_ctx *ctx, ptq_runtime *rt, const ptq_linear *
     const int64_t K = L->K, OC = L->OC;
     TRY(grow(ctx, (void **)&rt->xq, &rt->xq_cap, (size_t)(N * K)));
     TRY(grow(ctx, (void **)&rt->acc, &rt->acc_cap, (size_t)(N * OC) * sizeof(int32_t)));
-    input_codes(rt, L->in, inp, N * K, rt->xq);
+    if (!ptq_act_quantize(inp, N * K, L->in->scale, L->in->zero, rt->opts.abits, NULL, rt->xq))
+        return lb_error(ctx, LB_ERR_NUMERIC, "ptq: non-finite input of a linear layer");
     if (rt->kernel == LB_PTQ_KERNEL_FAST && L->packed)
         TRY(lb_gemm_i8_packed(ctx, LB_INT_S8, 0, N, rt->xq, L->packed, rt->acc));
     else

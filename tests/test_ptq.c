@@ -152,6 +152,42 @@ static lb_ptq_options opts_of(lb_ptq_method m, int wbits, int abits)
     return o;
 }
 
+/* ------------------------------------------- the activation quantizer loop */
+
+static void test_act_quantize(void **state)
+{
+    (void)state;
+    enum { n = 4000 };
+    static float x[n], want[n], got[n];
+    static int32_t codes_ref[n];
+    static int8_t codes[n];
+    const float scales[3] = {0.0173f, 0.25f, 3.0f};
+    const int32_t zeros[3] = {0, 100, 255};
+    for (int bits = 4; bits <= 8; bits += 4)
+        for (int si = 0; si < 3; si++)
+            for (int zi = 0; zi < 3; zi++) {
+                const float d = scales[si];
+                const int32_t z = zeros[zi] < (1 << bits) ? zeros[zi] : (1 << bits) - 1;
+                for (int i = 0; i < n; i++) {
+                    const float u = lb_rng_uniform_f32(11, (uint64_t)(si * 3 + zi), (uint64_t)i);
+                    x[i] = d * (600 * u - 300);
+                    if (i % 7 == 0) x[i] = d * (float)((int)(40 * u) - 20) + 0.5f * d; // ties
+                    if (i % 11 == 0) x[i] = -0.0f;
+                }
+                lb_uniform_config u = lb_uniform_config_default();
+                u.bits = bits;
+                u.symmetric = 0;
+                const lb_qgroups g = {1, 1, n};
+                assert_int_equal(lb_uniform_fake_quant_ref(NULL, &u, &g, x, &d, &z, want), LB_OK);
+                assert_int_equal(lb_uniform_quantize_ref(NULL, &u, &g, x, &d, &z, codes_ref), LB_OK);
+                assert_int_equal(ptq_act_quantize(x, n, d, z, bits, got, codes), 1);
+                assert_memory_equal(got, want, sizeof got);
+                for (int i = 0; i < n; i++) assert_int_equal(codes[i] + 128, codes_ref[i]);
+            }
+    x[17] = NAN;
+    assert_int_equal(ptq_act_quantize(x, n, 0.1f, 3, 8, got, codes), 0);
+}
+
 /* ------------------------------------------------- the integer linear layer */
 
 static void test_integer_linear(void **state)
@@ -646,6 +682,7 @@ static void test_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_act_quantize),
         cmocka_unit_test(test_integer_linear),
         cmocka_unit_test(test_models),
         cmocka_unit_test(test_w8a8_calibration),
