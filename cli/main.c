@@ -7,11 +7,23 @@
 
 static const cli_command commands[] = {
     {"train", "train a model (vit|gpt|bert) with a recipe (fp32|int8|hq|luq)",
-     "usage: lowbit train --model vit|gpt|bert --data DATASET [options]\n", cmd_train},
+     "usage: lowbit train --model vit|gpt|bert [--data fashion-mnist|text[:SPEC]]\n"
+     "             [--recipe fp32|int8|hq|luq] [recipe options: see doc/recipes.md]\n"
+     "             [--attention softmax|clipped|gated] [--clip-alpha A | --clip-gamma G]\n"
+     "             [--clip-zeta Z] [--gate-init P]\n"
+     "             [--layers L] [--d-model C] [--heads H] [--d-ff F] [--seq-len T]\n"
+     "             [--patch P] [--pool cls|mean] [--embed-ln] [--untied]\n"
+     "             [--backend cpu|ref] [--threads N] [--steps N | --epochs E] [--batch B]\n"
+     "             [--lr LR] [--min-lr LR] [--warmup N] [--weight-decay WD] [--grad-clip G]\n"
+     "             [--seed S] [--eval-every N] [--eval-limit N] [--train-limit N]\n"
+     "             [--mlm-prob P] [--val-fraction F] [--out DIR] [--save-every N]\n"
+     "             [--resume DIR|FILE] [--quiet]\n", cmd_train},
     {"eval", "evaluate a checkpoint on a dataset",
-     "usage: lowbit eval --checkpoint FILE --data DATASET\n", cmd_eval},
+     "usage: lowbit eval --checkpoint FILE [--data fashion-mnist|text[:SPEC]] [--limit N] [--batch N]\n"
+     "            [--backend cpu|ref] [--threads N]\n", cmd_eval},
     {"generate", "sample text from a gpt checkpoint",
-     "usage: lowbit generate --checkpoint FILE [--prompt TEXT] [--tokens N]\n", cmd_generate},
+     "usage: lowbit generate --checkpoint FILE [--prompt TEXT] [--tokens N] [--temperature T]\n"
+     "                [--top-k K] [--seed S] [--backend cpu|ref]\n", cmd_generate},
     {"export", "export checkpoint weights with PyTorch names",
      "usage: lowbit export --checkpoint FILE --out FILE.safetensors\n", cmd_export},
     {"op", "apply one quantization algorithm to .npy inputs (audit / GPU cross-check)",
