@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh — install what lowbit needs on Debian 12, build it, and run the main job or the tests.
 #
-#   ./setup.sh demo    install missing packages, build, run the main job on real data
+#   ./setup.sh demo    install missing packages, build, train the default ViT on Fashion-MNIST
 #   ./setup.sh check   install missing packages, build, run the test suite (make check)
 #   ./setup.sh build   install missing packages and build only
 #
@@ -72,6 +72,10 @@ demo)
     "$build/lowbit" --version
     "$build/lowbit" data fashion-mnist
     "$build/lowbit" data text --corpus default
+    # The main job: the default ViT on Fashion-MNIST in FP32 (doc/training.md), then its test
+    # accuracy from the saved checkpoint. Other recipes: --recipe int8|hq|luq (doc/recipes.md).
+    "$build/lowbit" train --model vit --data fashion-mnist --recipe fp32 --out "$build/runs/vit-fp32"
+    "$build/lowbit" eval --checkpoint "$build/runs/vit-fp32/checkpoint.safetensors" --data fashion-mnist
     ;;
 check)
     status=0
