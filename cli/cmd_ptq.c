@@ -7,7 +7,8 @@
  *              [--range minmax|mse|percentile] [--act-range minmax|percentile]
  *              [--act-sites linear|all] [--calib N] [--batch N] [--data SPEC]
  *              [--seed S] [--per-layer-exponent] [--codebook auto|float|R]
- *              [--iters N] [--act-order] [--percdamp X] [--max-len N]
+ *              [--iters N] [--nupes-init gptq|rtn] [--act-order] [--percdamp X]
+ *              [--max-len N]
  *              [--backend cpu|ref] [--threads N] --out FILE
  *              [--eval] [--eval-limit N] [--json FILE]
  */
@@ -49,6 +50,8 @@ const char cmd_ptq_usage[] =
     "  --codebook C        power grid: auto (int8 codebook, exact when possible), float (no\n"
     "                      integer path for the weights) or R in 1..127\n"
     "  --iters N           nupes: Adam iterations per layer (default 500)\n"
+    "  --nupes-init I      nupes: start from the GPTQ codes on the power grid (gptq, default)\n"
+    "                      or from round-to-nearest codes (rtn, nupes.md section 3)\n"
     "  --act-order         gptq: columns by decreasing Hessian diagonal\n"
     "  --percdamp X        gptq: dampening (default 0.01)\n"
     "  --max-len N         tokens per sentence (default: the model's embed.max_len)\n"
@@ -197,7 +200,7 @@ int cmd_ptq(int argc, char **argv)
     const cli_command *cmd = &ptq_command;
     const char *checkpoint = NULL, *out = NULL, *data = NULL, *json = NULL, *backend_name = "cpu";
     const char *method_name = NULL, *gran = NULL, *range = NULL, *act_range = NULL;
-    const char *act_sites = NULL, *codebook = NULL;
+    const char *act_sites = NULL, *codebook = NULL, *nupes_init = NULL;
     int64_t wbits = -1, abits = -1, calib = -1, batch = 16, iters = -1, max_len = 0, threads = 0;
     int64_t eval_limit = -1;
     uint64_t seed = 0;
@@ -235,6 +238,7 @@ int cmd_ptq(int argc, char **argv)
         else if (strcmp(o, "--act-range") == 0) act_range = v;
         else if (strcmp(o, "--act-sites") == 0) act_sites = v;
         else if (strcmp(o, "--codebook") == 0) codebook = v;
+        else if (strcmp(o, "--nupes-init") == 0) nupes_init = v;
         else if (strcmp(o, "--wbits") == 0) i64 = &wbits, lo = 2, hi = 8;
         else if (strcmp(o, "--abits") == 0) i64 = &abits, lo = 0, hi = 8;
         else if (strcmp(o, "--calib") == 0) i64 = &calib, lo = 1;
@@ -296,6 +300,11 @@ int cmd_ptq(int argc, char **argv)
         else if (strcmp(codebook, "float") == 0) po.codebook = LB_PTQ_CODEBOOK_FLOAT;
         else if (cli_parse_i64(codebook, 1, 127, &R)) po.codebook = (int)R;
         else return cli_usage_error(cmd, "--codebook: auto, float or 1..127, not '%s'", codebook);
+    }
+    if (nupes_init) {
+        if (strcmp(nupes_init, "gptq") == 0) po.nupes_init = LB_PTQ_NUPES_INIT_GPTQ;
+        else if (strcmp(nupes_init, "rtn") == 0) po.nupes_init = LB_PTQ_NUPES_INIT_RTN;
+        else return cli_usage_error(cmd, "--nupes-init: gptq or rtn, not '%s'", nupes_init);
     }
     if (calib > 0) po.calib_batches = calib;
     if (iters >= 0) po.nupes_iters = (int)iters;
@@ -362,6 +371,15 @@ int cmd_ptq(int argc, char **argv)
         goto done;
     }
     const double tq = now() - t0;
+    // mean power exponent over the quantized layers (0 on the uniform grid)
+    double a_sum = 0;
+    int a_n = 0;
+    for (int l = -1; l < mc->n_layer; l++)
+        for (int role = LB_LINEAR_PATCH; role <= LB_LINEAR_FC2; role++) {
+            const double a = lb_ptq_model_exponent(q, (lb_linear_role)role, l);
+            if (a > 0) a_sum += a, a_n++;
+        }
+    const double a_mean = a_n ? a_sum / a_n : 0;
     printf("  %-18s %.1f s\n", "quantized in", tq);
     lb_ptq_model_report(q, stdout);
     printf("  %-18s %s\n", "written", out);
@@ -407,13 +425,15 @@ int cmd_ptq(int argc, char **argv)
                    "\"method\":\"%s\",\"wbits\":%d,\"abits\":%d,\"granularity\":\"%s\","
                    "\"range\":\"%s\",\"act_range\":\"%s\",\"act_sites\":\"%s\",\"calib\":%lld,"
                    "\"batch\":%lld,\"seed\":%llu,\"codebook\":%d,\"per_layer_exponent\":%d,"
-                   "\"iters\":%d,\"seconds\":%.3f",
+                   "\"iters\":%d,\"nupes_init\":\"%s\",\"exponent_mean\":%.6g,"
+                   "\"seconds\":%.3f",
                 checkpoint, out, lb_model_kind_name(mc->kind), lb_attention_kind_name(mc->attention),
                 lb_ptq_method_name(method), po.wbits, po.abits,
                 lb_wq_granularity_name(po.granularity), lb_range_method_name(po.range.method),
                 lb_range_method_name(po.act_range), lb_ptq_act_sites_name(po.act_sites),
                 (long long)po.calib_batches, (long long)batch, (unsigned long long)seed,
-                po.codebook, po.per_layer_exponent, po.nupes_iters, tq);
+                po.codebook, po.per_layer_exponent, po.nupes_iters,
+                po.nupes_init == LB_PTQ_NUPES_INIT_RTN ? "rtn" : "gptq", a_mean, tq);
         if (do_eval && ev.sentences)
             fprintf(f, ",\"examples\":%lld,\"cos_mean\":%.9g,\"cos_min\":%.9g,"
                        "\"cos_mean_fake\":%.9g,\"cos_min_fake\":%.9g",

@@ -176,6 +176,9 @@ lb_status lb_ptq_save(lb_ctx *ctx, lb_ptq_model *qm, const char *copy_from, cons
     if (st == LB_OK) st = meta(ctx, w, "ptq.codebook", "%d", o->codebook);
     if (st == LB_OK) st = meta(ctx, w, "ptq.per_layer_exponent", "%d", o->per_layer_exponent);
     if (st == LB_OK) st = meta(ctx, w, "ptq.nupes_iters", "%d", o->nupes_iters);
+    if (st == LB_OK)
+        st = meta(ctx, w, "ptq.nupes_init", "%s",
+                  o->nupes_init == LB_PTQ_NUPES_INIT_RTN ? "rtn" : "gptq");
     // float parameters
     for (size_t k = 0; k < lb_model_num_tensors(m) && st == LB_OK; k++) {
         const lb_param_info *p = lb_model_tensor(m, k);

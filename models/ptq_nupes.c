@@ -2,8 +2,9 @@
  * reading, shared/specs/nupes.md §3; lowbit/ptq.h):
  *
  *   a = a_min + (1 - a_min) sigmoid(θ), a latent code V per weight
- *   (the codes of GPTQ on the power grid of the layer's PowerQuant exponent,
- *   or lb_nupes_init_ref's round-to-nearest codes there), forward
+ *   (the codes of GPTQ on the power grid of the layer's PowerQuant exponent —
+ *   lb_power_search_ref on [a_min, 1], 41 grid points and 15 golden-section
+ *   steps —, or lb_nupes_init_ref's round-to-nearest codes there), forward
  *   q = clamp(round(V), -N, N), Ŵ = sign(q) M (Δ|q|/M)^(1/a) per group
  *   (exactly lb_nupes_forward_ref), loss
  *       L = Σ_r (w_r - ŵ_r)^T H (w_r - ŵ_r) / Σ_r w_r^T H w_r
@@ -133,9 +134,13 @@ lb_status ptq_nupes_layer(lb_ctx *ctx, const lb_ptq_options *o, int64_t OC, int6
     const int64_t n = OC * K;
     const lb_qgroups groups = {1, n_scales, n / n_scales};
     // the layer's PowerQuant exponent
+    // a coarser search than PowerQuant's (step 0.02, 15 refinements): the
+    // exponent is learned afterwards anyway
     lb_power_search_options so = lb_power_search_options_default();
     so.bits = bits;
     so.a_lo = o->nupes_a_min;
+    so.grid_points = 41;
+    so.refine_iters = 15;
     const lb_power_layer layer = {W, groups};
     lb_power_search_result sr;
     TRY(lb_power_search_ref(ctx, &so, 1, &layer, &sr));
