@@ -65,12 +65,11 @@ if [ ! -f "$build/Makefile" ]; then
 fi
 make -C "$build" -j"$jobs"
 
-# --- 4. Action
+# --- 4. Action ----------------------------------------------------------------------------
 # libgomp threads spin while waiting by default; on a shared or oversubscribed machine that
 # slows lowbit (and OpenBLAS/oneDNN, which share the runtime) by several times. Passive waiting
 # changes no result.
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
- -----------------------------------------------------------------------------
 case "$action" in
 build) ;;
 demo)
