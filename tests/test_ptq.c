@@ -604,6 +604,59 @@ static void test_nupes_layer(void **state)
     free(W), free(X), free(H), free(codes), free(what);
 }
 
+/* ------------------------------------------------------------------- data */
+
+static void test_data_lines(void **state)
+{
+    (void)state;
+    const char *vocab[] = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat",
+                           "sat", "on", "mat", "a", "##s", "."};
+    lb_tokenizer *tok = NULL;
+    assert_int_equal(lb_tokenizer_create(NULL, vocab, sizeof vocab / sizeof *vocab, NULL, &tok),
+                     LB_OK);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/ptq_lines.txt", lb_test_tmp_dir());
+    const char *text = "the cat sat\n\n   \non the mat.\r\ncats\nthe cat sat on a mat the cat";
+    assert_int_equal(lb_test_write_file(path, text, strlen(text)), 0);
+    lb_model_config c;
+    lb_model_config_default(LB_MODEL_BERT, &c);
+    char spec[1100];
+    snprintf(spec, sizeof spec, "lines:%s", path);
+    lb_ptq_data *d = NULL;
+    assert_int_equal(lb_ptq_data_open(NULL, spec, &c, tok, 8, LB_PTQ_CALIB, 0, &d), LB_OK);
+    assert_int_equal(lb_ptq_data_size(d), 4); // blank lines are skipped
+    const char *texts[4];
+    size_t lens[4];
+    assert_int_equal(lb_ptq_data_lines(d, 4, texts, lens), LB_OK);
+    assert_int_equal(lens[1], strlen("on the mat.")); // CR LF stripped
+    assert_memory_equal(texts[2], "cats", 4);
+    lb_model_batch b;
+    int64_t taken;
+    assert_int_equal(lb_ptq_data_batch(NULL, d, 1, 3, 1, &b, &taken), LB_OK);
+    assert_int_equal(taken, 3);
+    assert_null(b.targets); // sentences have no targets
+    // [CLS] on the mat . [SEP] = 6 tokens; "cats" = 4; the last one truncated to 8
+    assert_int_equal(b.T, 8);
+    const int32_t want0[8] = {2, 8, 5, 9, 12, 3, 0, 0};
+    assert_memory_equal(b.tokens, want0, sizeof want0);
+    const uint8_t mask0[8] = {1, 1, 1, 1, 1, 1, 0, 0};
+    assert_memory_equal(b.attention_mask, mask0, 8);
+    const int32_t want1[4] = {2, 6, 11, 3};
+    assert_memory_equal(b.tokens + 8, want1, sizeof want1);
+    assert_int_equal(b.tokens[2 * 8 + 7], 3); // [SEP] after truncation
+    assert_int_equal(lb_ptq_data_batch(NULL, d, 4, 2, 0, &b, &taken), LB_OK);
+    assert_int_equal(taken, 0);
+    lb_ptq_data_free(d);
+    // a byte-level model cannot take lines, a missing file is an error
+    lb_model_config g;
+    lb_model_config_default(LB_MODEL_GPT, &g);
+    assert_int_equal(lb_ptq_data_open(NULL, spec, &g, tok, 8, LB_PTQ_EVAL, 0, &d), LB_ERR_ARG);
+    assert_int_equal(lb_ptq_data_open(NULL, "lines:/nonexistent", &c, tok, 8, LB_PTQ_EVAL, 0, &d),
+                     LB_ERR_NOT_FOUND);
+    assert_int_equal(lb_ptq_data_open(NULL, "images", &c, tok, 8, LB_PTQ_EVAL, 0, &d), LB_ERR_ARG);
+    lb_tokenizer_free(tok);
+}
+
 /* ----------------------------------------------------------------- errors */
 
 static void test_errors(void **state)
@@ -690,6 +743,7 @@ int main(void)
         cmocka_unit_test(test_powerquant_exponent),
         cmocka_unit_test(test_nupes_loops),
         cmocka_unit_test(test_nupes_layer),
+        cmocka_unit_test(test_data_lines),
         cmocka_unit_test(test_errors),
     };
     return LB_RUN_TESTS(tests);
