@@ -339,7 +339,9 @@ int cmd_ptq(int argc, char **argv)
         goto done;
     }
     const lb_checkpoint_info *info = lb_ptq_model_info(fp);
-    const lb_model_config *mc = lb_model_get_config(lb_ptq_model_get(fp));
+    // a copy: fp is freed before the evaluation
+    const lb_model_config mcfg = *lb_model_get_config(lb_ptq_model_get(fp));
+    const lb_model_config *mc = &mcfg;
     if (!data) data = wordpiece ? "sentences" : info->train.data;
     const int needs_data = po.abits > 0 || method == LB_PTQ_GPTQ || method == LB_PTQ_NUPES;
     if (needs_data &&
