@@ -105,16 +105,8 @@ int cmd_stats(int argc, char **argv)
         if (wordpiece) {
             data = "sentences";
         } else {
-            lb_checkpoint_info info;
-            lb_model *tmp = NULL;
-            const lb_model_options one = {1, 1, 1};
-            st = lb_checkpoint_load_model_ex(ctx, checkpoint, lb_backend_ref(), &one, &tmp, &info);
-            lb_model_free(tmp);
-            if (st != LB_OK) {
-                rc = cli_report(ctx, st, checkpoint);
-                goto done;
-            }
-            snprintf(default_data, sizeof default_data, "%s", info.train.data);
+            snprintf(default_data, sizeof default_data, "%s",
+                     lb_ptq_model_info(qm)->train.data);
             data = default_data;
         }
     }
