@@ -147,7 +147,8 @@ lb_status lb_recipe_option_set(lb_ctx *ctx, lb_recipe_options *o, const char *ke
 lb_status lb_recipe_option_get(lb_ctx *ctx, const lb_recipe_options *o, const char *key,
                                char *buf, size_t size)
 {
-    if (!o || !key || !buf || !size) return lb_error(ctx, LB_ERR_ARG, "recipe option: NULL argument");
+    if (!o || !key || !buf || !size)
+        return lb_error(ctx, LB_ERR_ARG, "recipe option: NULL argument");
     const opt_def *d = find_opt(key);
     if (!d) return lb_error(ctx, LB_ERR_NOT_FOUND, "unknown recipe option '%s'", key);
     const char *p = (const char *)o + d->offset;
@@ -282,8 +283,8 @@ void lb_recipe_options_describe(const char *name, const lb_recipe_options *o, ch
     else snprintf(cold, sizeof cold, "%lld steps", (long long)o->lsq_cold_steps);
     switch (ops->kind) {
     case RC_INT8:
-        snprintf(buf, size, "int8: per-tensor int8 GEMMs (RTN forward, SR gradients); fp32 layers %s",
-                 fp);
+        snprintf(buf, size,
+                 "int8: per-tensor int8 GEMMs (RTN forward, SR gradients); fp32 layers %s", fp);
         break;
     case RC_HQ:
         snprintf(buf, size,

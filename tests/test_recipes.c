@@ -111,7 +111,10 @@ static void run_layer(lb_recipe *r, const lb_backend *be, layer_io *io, lb_linea
                      LB_OK);
 }
 
-static uint32_t site_id(lb_linear_role role, int layer) { return 4096u * role + (uint32_t)(layer + 1); }
+static uint32_t site_id(lb_linear_role role, int layer)
+{
+    return 4096u * role + (uint32_t)(layer + 1);
+}
 
 /* ------------------------------------------------ hq == the oracle layer */
 
@@ -261,7 +264,8 @@ static void test_int8_by_hand(void **state)
     int *qg = malloc((size_t)(N * OC) * sizeof(int));
     for (int64_t i = 0; i < N * C; i++) qx[i] = (int)nearbyintf(io.x[i] / sx);
     for (int64_t i = 0; i < OC * C; i++) qw[i] = (int)nearbyintf(io.w[i] / sw);
-    const uint64_t stream = lb_rng_stream("int8.grad", ((uint64_t)site_id(LB_LINEAR_PROJ, 1) << 32) + 4);
+    const uint64_t stream =
+        lb_rng_stream("int8.grad", ((uint64_t)site_id(LB_LINEAR_PROJ, 1) << 32) + 4);
     for (int64_t i = 0; i < N * OC; i++) {
         const float u = lb_rng_uniform_f32(3, stream, (uint64_t)i);
         qg[i] = (int)floorf(io.dy[i] / sg + u);
@@ -514,8 +518,9 @@ static void test_options(void **state)
     lb_recipe_options_default(&p);
     for (size_t i = 0; i < lb_recipe_option_count(); i++) {
         char v[128];
-        assert_int_equal(lb_recipe_option_get(ctx, &o, lb_recipe_option_key(i), v, sizeof v), LB_OK);
-        assert_int_equal(lb_recipe_option_set(ctx, &p, lb_recipe_option_key(i), v), LB_OK);
+        const char *key = lb_recipe_option_key(i);
+        assert_int_equal(lb_recipe_option_get(ctx, &o, key, v, sizeof v), LB_OK);
+        assert_int_equal(lb_recipe_option_set(ctx, &p, key, v), LB_OK);
     }
     assert_memory_equal(&o, &p, sizeof o);
     assert_int_equal(lb_recipe_option_set(ctx, &o, "lss", "maybe"), LB_ERR_ARG);
@@ -731,8 +736,8 @@ static void test_resume(void **state)
     assert_int_equal(lb_safetensors_writer_create(NULL, &w), LB_OK);
     for (size_t i = 0; i < lb_safetensors_metadata_count(st); i++) {
         const char *k = lb_safetensors_metadata_key(st, i);
-        assert_int_equal(lb_safetensors_writer_set_metadata(NULL, w, k, lb_safetensors_metadata(st, k)),
-                         LB_OK);
+        const char *v = lb_safetensors_metadata(st, k);
+        assert_int_equal(lb_safetensors_writer_set_metadata(NULL, w, k, v), LB_OK);
     }
     for (size_t i = 0; i < lb_safetensors_count(st); i++) {
         const char *name = lb_safetensors_name(st, i);

@@ -97,7 +97,8 @@ typedef struct lb_recipe_options {
                                code; 7 = strict 4-bit code; 0 = 8) */
     int luq_underflow;      /* luq-underflow (luq): lb_luq_underflow — stochastic (default),
                                nearest, flush */
-    int luq_rounding;       /* luq-rounding (luq): lb_luq_rounding — stochastic (default), nearest */
+    int luq_rounding;       /* luq-rounding (luq): lb_luq_rounding — stochastic (default),
+                               nearest */
     int sawb_grid;          /* sawb-grid (luq): lb_sawb_grid — int4 (default), code */
     int64_t fnt_steps;      /* fnt-steps (luq): the last T training steps are FNT (default 0) */
     double fnt_lr;          /* fnt-lr (luq): FNT peak learning rate LR_base (0 = lr / 10) */
