@@ -67,9 +67,13 @@ def main():
         L.append("sentence: mean cosine (minimum in parentheses). Calibration (GPTQ, NUPES, W8A8): 8")
         L.append("batches of 16 lines of the training split. Time: quantization only, one thread.")
         L.append("")
+        L.append("Weight-only (activations float32):")
+        L.append("")
         L.append("| method | W4 cosine | W3 cosine | mean exponent a (W4 / W3) | time W4 / W3 (s) |")
         L.append("|---|---|---|---|---|")
         for key, label in METHODS:
+            if not any("%s-w%d" % (key, b) in emb for b in (4, 3)):
+                continue
             cells = []
             for bits in (4, 3):
                 e = emb.get("%s-w%d" % (key, bits))
@@ -82,13 +86,22 @@ def main():
                 times.append("%.0f" % p["seconds"] if p else "–")
             L.append("| %s | %s | %s | %s | %s |" % (label, cells[0], cells[1], " / ".join(exps),
                                                    " / ".join(times)))
-        for key, label in [("w8a8", "W8A8, min-max activation ranges (integer GEMMs)"),
-                           ("w8a8p", "W8A8, 99.999th-percentile activation ranges (integer GEMMs)")]:
-            e = emb.get(key)
-            if e:
-                L.append("| %s | %s (%s) | | | %.0f |" % (label, fmt(e["cos_mean"]), fmt(e["cos_min"], 3),
-                                                       ptq[key]["seconds"] if key in ptq else 0))
         L.append("")
+        extra = [(k, lab) for k, lab in [
+            ("w8a8", "W8A8: 8-bit per-tensor weights and activations at every site, min-max ranges"),
+            ("w8a8p", "W8A8 with 99.999th-percentile activation ranges"),
+            ("w8a8-linear", "W8A8 with only the linear layers' inputs quantized"),
+            ("gptq-w4a8", "GPTQ W4 with 8-bit linear-layer inputs")] if k in emb]
+        if extra:
+            L.append("With quantized activations (integer GEMMs, `lowbit embed` of the quantized file):")
+            L.append("")
+            L.append("| configuration | cosine | time (s) |")
+            L.append("|---|---|---|")
+            for key, label in extra:
+                e = emb[key]
+                L.append("| %s | %s (%s) | %s |" % (label, fmt(e["cos_mean"]), fmt(e["cos_min"], 3),
+                                                  "%.0f" % ptq[key]["seconds"] if key in ptq else "–"))
+            L.append("")
         sp = os.path.join(d, "stats.json")
         if os.path.exists(sp):
             s = json.load(open(sp))["summary"]

@@ -14,7 +14,8 @@
 # (weight-only, per output channel, 8 calibration batches of 16 training
 # lines) and `lowbit embed --reference` (cosine of the quantized and float
 # embeddings, sentence by sentence); also W8A8 (min-max and percentile
-# activation ranges) with integer GEMMs.
+# activation ranges, and with only the linear layers' inputs quantized) and
+# GPTQ W4A8, with integer GEMMs.
 # small: `lowbit ptq --eval` of each method and bit width (16 calibration
 # batches of 16 training examples).
 # Then experiments/ptq/report.py rewrites doc/results_ptq.md.
@@ -75,6 +76,8 @@ minilm)
     done
     run w8a8 --method w8a8
     run w8a8p --method w8a8 --act-range percentile
+    run w8a8-linear --method w8a8 --act-sites linear
+    run gptq-w4a8 --method gptq --wbits 4 --abits 8
     ;;
 small)
     ITERS=${NUPES_ITERS:-300}
