@@ -147,6 +147,29 @@ def main():
                 mean_std([v["w8a8"] for v in vs]), mean_std([v["w8a8p"] for v in vs]),
                 mean_std([v["first"] for v in vs])))
     L.append("")
+    # the pretrained reference (experiments/ptq/run.sh minilm), when present
+    mdir = os.path.join(root, "..", "ptq", "minilm")
+    mstats = os.path.join(mdir, "stats.json")
+    if os.path.exists(mstats):
+        s = json.load(open(mstats))["summary"]
+        emb = {}
+        for line in open(os.path.join(mdir, "embed.jsonl")) if os.path.exists(
+                os.path.join(mdir, "embed.jsonl")) else []:
+            e = json.loads(line)
+            emb[os.path.basename(e["checkpoint"]).replace(".safetensors", "")] = e["cos_mean"]
+        L.append("For comparison, the pretrained all-MiniLM-L6-v2 (softmax attention, post-LN like")
+        L.append("BERT; `lowbit stats` on %d sentences, W8A8 as the cosine of its sentence embeddings to"
+                 % s["sequences"])
+        L.append("the float ones over 2000 sentences, doc/results_ptq.md):")
+        L.append("")
+        L.append("| model | max inf. norm | avg. kurtosis | W8A8 (min-max) | W8A8 (p99.999) | "
+                 "first-token mass % |")
+        L.append("|---|---|---|---|---|---|")
+        L.append("| all-MiniLM-L6-v2 | %s | %s | cosine %s | cosine %s | %s |" % (
+            fmt(s["max_inf_norm_paper"]), fmt(s["avg_kurtosis_paper"]),
+            "%.3f" % emb["w8a8"] if "w8a8" in emb else "–",
+            "%.3f" % emb["w8a8p"] if "w8a8p" in emb else "–", fmt(100 * s["first_token_mass"])))
+        L.append("")
     L.append("## Every run")
     L.append("")
     L.append("| model | attention | seed | FP | W8A8 (min-max) | W8A8 (p99.999) | max inf. norm | "
