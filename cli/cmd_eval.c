@@ -1,10 +1,13 @@
 /* cli/cmd_eval.c — `lowbit eval`: evaluate a checkpoint on a dataset.
  *
  *   lowbit eval --checkpoint FILE [--data fashion-mnist|text[:SPEC]]
- *               [--limit N] [--batch N] [--backend cpu|ref] [--threads N]
+ *               [--limit N] [--batch N] [--backend cpu|ref] [--threads N] [--float]
  *
  * The data defaults to the one the checkpoint was trained on. A quantized
- * model file (lowbit ptq) runs its integer path (lowbit/ptq.h). Prints test
+ * model file (lowbit ptq) runs its integer path (lowbit/ptq.h); a
+ * checkpoint trained with a quantized recipe (int8, hq, luq) runs that
+ * recipe's forward with its saved state, as training evaluated it, unless
+ * --float asks for float32 linear layers (lb_ptq_model_load_recipe). Prints test
  * loss and accuracy (vit) or validation loss, bits per byte against the
  * unigram baseline and next-byte / masked-byte accuracy (gpt, bert).
  */
@@ -23,6 +26,7 @@ int cmd_eval(int argc, char **argv)
     const cli_command *cmd = cli_find_command("eval");
     const char *checkpoint = NULL, *data = NULL, *backend_name = "cpu";
     int64_t limit = 0, batch = 0, threads = 0;
+    int float_layers = 0;
     for (int i = 1; i < argc; i++) {
         const char *o = argv[i], *v;
         if (cli_is_help(o)) {
@@ -32,6 +36,8 @@ int cmd_eval(int argc, char **argv)
             if (!(checkpoint = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (strcmp(o, "--data") == 0) {
             if (!(data = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
+        } else if (strcmp(o, "--float") == 0) {
+            float_layers = 1;
         } else if (strcmp(o, "--backend") == 0) {
             if (!(backend_name = cli_option_value(cmd, argc, argv, &i))) return CLI_EXIT_USAGE;
         } else if (strcmp(o, "--limit") == 0 || strcmp(o, "--batch") == 0 ||
@@ -60,7 +66,8 @@ int cmd_eval(int argc, char **argv)
     }
     // a checkpoint or a quantized model file (lowbit/ptq.h)
     const lb_model_options mopts = {batch, 0, 0};
-    st = lb_ptq_model_load(ctx, checkpoint, be, &mopts, &qm);
+    st = float_layers ? lb_ptq_model_load(ctx, checkpoint, be, &mopts, &qm)
+                      : lb_ptq_model_load_recipe(ctx, checkpoint, be, &mopts, &qm);
     if (st != LB_OK) {
         rc = cli_report(ctx, st, checkpoint);
         goto done;
@@ -83,6 +90,10 @@ int cmd_eval(int argc, char **argv)
         printf("quantized   %s, W%d A%d (%s activations), integer GEMMs\n",
                lb_ptq_method_name(po->method), po->wbits, po->abits,
                lb_ptq_act_sites_name(po->act_sites));
+    } else if (strcmp(info.train.recipe, "fp32") != 0) {
+        char desc[256];
+        lb_recipe_options_describe(info.train.recipe, &info.train.recipe_opt, desc, sizeof desc);
+        printf("recipe      %s\n", float_layers ? "fp32 linear layers (--float)" : desc);
     }
     printf("data        %s\n", data);
     if (m->kind == LB_MODEL_VIT) {

@@ -20,7 +20,9 @@ static const cli_command commands[] = {
      "             [--resume DIR|FILE] [--quiet]\n", cmd_train},
     {"eval", "evaluate a checkpoint on a dataset",
      "usage: lowbit eval --checkpoint FILE [--data fashion-mnist|text[:SPEC]] [--limit N] [--batch N]\n"
-     "            [--backend cpu|ref] [--threads N]\n", cmd_eval},
+     "            [--backend cpu|ref] [--threads N] [--float]\n"
+     "  A checkpoint trained with a quantized recipe runs that recipe's forward (with its\n"
+     "  learned state) unless --float; a quantized model file runs its integer path.\n", cmd_eval},
     {"generate", "sample text from a gpt checkpoint",
      "usage: lowbit generate --checkpoint FILE [--prompt TEXT] [--tokens N] [--temperature T]\n"
      "                [--top-k K] [--seed S] [--backend cpu|ref]\n", cmd_generate},

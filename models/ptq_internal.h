@@ -141,6 +141,7 @@ lb_status ptq_nupes_layer(lb_ctx *ctx, const lb_ptq_options *o, int64_t OC, int6
 struct lb_ptq_model {
     lb_model *model;
     ptq_runtime *rt;          /* NULL for a float model */
+    lb_recipe *recipe;        /* a checkpoint's training recipe (lb_ptq_model_load_recipe) */
     lb_checkpoint_info info;
     int have_info;
 };

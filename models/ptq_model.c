@@ -12,9 +12,36 @@
 #include "ptq_internal.h"
 #include "train_internal.h"
 
-lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
-                                      const lb_model_options *opts, lb_model **model,
-                                      lb_checkpoint_info *info)
+/* The training recipe recorded in checkpoint `st` with its saved state
+ * (*out = NULL for fp32). */
+static lb_status load_recipe(lb_ctx *ctx, const lb_safetensors *st, const char *path,
+                             const lb_train_config *cfg, lb_recipe **out)
+{
+    *out = NULL;
+    if (strcmp(cfg->recipe, "fp32") == 0) return LB_OK;
+    const lb_recipe_run run = {cfg->seed, cfg->steps, cfg->warmup_steps};
+    lb_recipe *r = NULL;
+    lb_status s = lb_recipe_create_ex(ctx, cfg->recipe, &cfg->recipe_opt, &run, &r);
+    lb_tensor *state = NULL;
+    if (s == LB_OK) s = lb_safetensors_get(ctx, st, "recipe.state", &state);
+    if (s == LB_ERR_NOT_FOUND)
+        s = lb_error(ctx, LB_ERR_FORMAT, "checkpoint %s has no recipe.state for recipe %s", path,
+                     cfg->recipe);
+    if (s == LB_OK) s = lb_recipe_set_state(r, ctx, state);
+    lb_tensor_free(state);
+    if (s != LB_OK) {
+        lb_recipe_free(r);
+        return s;
+    }
+    *out = r;
+    return LB_OK;
+}
+
+/* lb_checkpoint_load_model_ex, with the training recipe when `recipe` is
+ * non-NULL (the model uses it; the caller frees it after the model). */
+static lb_status load_checkpoint(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                                 const lb_model_options *opts, lb_model **model,
+                                 lb_recipe **recipe, lb_checkpoint_info *info)
 {
     if (!path || !backend || !opts || !model)
         return lb_error(ctx, LB_ERR_ARG, "load: NULL argument");
@@ -25,9 +52,11 @@ lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_ba
     lb_train_config cfg;
     s = lb_checkpoint_read_config(ctx, st, path, NULL, &cfg);
     lb_model *m = NULL;
+    lb_recipe *r = NULL;
     lb_model_options o = *opts;
     if (o.max_batch <= 0) o.max_batch = cfg.batch_size;
-    if (s == LB_OK) s = lb_model_create_ex(ctx, &cfg.model, backend, NULL, &o, &m);
+    if (s == LB_OK && recipe) s = load_recipe(ctx, st, path, &cfg, &r);
+    if (s == LB_OK) s = lb_model_create_ex(ctx, &cfg.model, backend, r, &o, &m);
     for (size_t k = 0; s == LB_OK && k < lb_model_num_tensors(m); k++) {
         const lb_param_info *p = lb_model_tensor(m, k);
         char name[96];
@@ -54,24 +83,44 @@ lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_ba
     lb_safetensors_free(st);
     if (s != LB_OK) {
         lb_model_free(m);
+        lb_recipe_free(r);
         return s;
     }
     *model = m;
+    if (recipe) *recipe = r;
     return LB_OK;
+}
+
+lb_status lb_checkpoint_load_model_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                                      const lb_model_options *opts, lb_model **model,
+                                      lb_checkpoint_info *info)
+{
+    return load_checkpoint(ctx, path, backend, opts, model, NULL, info);
 }
 
 /* ------------------------------------------------------------- lb_ptq_model */
 
-lb_status lb_ptq_model_load(lb_ctx *ctx, const char *path, const lb_backend *backend,
-                            const lb_model_options *opts, lb_ptq_model **out)
+/* A checkpoint as an lb_ptq_model: float layers, or its training recipe. */
+static lb_status load_float(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                            const lb_model_options *opts, int with_recipe, lb_ptq_model **out)
 {
-    return lb_ptq_model_load_ex(ctx, path, backend, opts, LB_PTQ_EXEC_INTEGER, LB_PTQ_KERNEL_FAST,
-                                out);
+    lb_ptq_model *qm = lb_calloc(1, sizeof *qm);
+    if (!qm) return lb_error(ctx, LB_ERR_NOMEM, "load: out of memory");
+    lb_status s = load_checkpoint(ctx, path, backend, opts, &qm->model,
+                                  with_recipe ? &qm->recipe : NULL, &qm->info);
+    if (s != LB_OK) {
+        lb_free(qm);
+        return s;
+    }
+    qm->have_info = 1;
+    *out = qm;
+    return LB_OK;
 }
 
-lb_status lb_ptq_model_load_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
-                               const lb_model_options *opts, lb_ptq_exec exec,
-                               lb_ptq_kernel kernel, lb_ptq_model **out)
+/* A quantized model file (format "lowbit-quantized") or a checkpoint. */
+static lb_status load_any(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                          const lb_model_options *opts, lb_ptq_exec exec, lb_ptq_kernel kernel,
+                          int with_recipe, lb_ptq_model **out)
 {
     if (!path || !out) return lb_error(ctx, LB_ERR_ARG, "load: NULL argument");
     *out = NULL;
@@ -82,16 +131,26 @@ lb_status lb_ptq_model_load_ex(lb_ctx *ctx, const char *path, const lb_backend *
     const int quantized = fmt && strcmp(fmt, "lowbit-quantized") == 0;
     lb_safetensors_free(st);
     if (quantized) return ptq_load_quantized(ctx, path, backend, opts, exec, kernel, out);
-    lb_ptq_model *qm = lb_calloc(1, sizeof *qm);
-    if (!qm) return lb_error(ctx, LB_ERR_NOMEM, "load: out of memory");
-    s = lb_checkpoint_load_model_ex(ctx, path, backend, opts, &qm->model, &qm->info);
-    if (s != LB_OK) {
-        lb_free(qm);
-        return s;
-    }
-    qm->have_info = 1;
-    *out = qm;
-    return LB_OK;
+    return load_float(ctx, path, backend, opts, with_recipe, out);
+}
+
+lb_status lb_ptq_model_load(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                            const lb_model_options *opts, lb_ptq_model **out)
+{
+    return load_any(ctx, path, backend, opts, LB_PTQ_EXEC_INTEGER, LB_PTQ_KERNEL_FAST, 0, out);
+}
+
+lb_status lb_ptq_model_load_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                               const lb_model_options *opts, lb_ptq_exec exec,
+                               lb_ptq_kernel kernel, lb_ptq_model **out)
+{
+    return load_any(ctx, path, backend, opts, exec, kernel, 0, out);
+}
+
+lb_status lb_ptq_model_load_recipe(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                                   const lb_model_options *opts, lb_ptq_model **out)
+{
+    return load_any(ctx, path, backend, opts, LB_PTQ_EXEC_INTEGER, LB_PTQ_KERNEL_FAST, 1, out);
 }
 
 lb_model *lb_ptq_model_get(lb_ptq_model *qm) { return qm ? qm->model : NULL; }
@@ -166,6 +225,7 @@ void lb_ptq_model_free(lb_ptq_model *qm)
 {
     if (!qm) return;
     lb_model_free(qm->model);
+    lb_recipe_free(qm->recipe);
     ptq_runtime_free(qm->rt);
     lb_free(qm);
 }

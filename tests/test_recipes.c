@@ -10,6 +10,8 @@
  *   - a tiny gpt trains with every recipe to a loss well below its start,
  *     and a run resumed from a checkpoint (hq, luq across the FNT boundary,
  *     int8) repeats the uninterrupted one bit for bit;
+ *   - a checkpoint evaluated with its recipe (lb_ptq_model_load_recipe, what
+ *     `lowbit eval` does) gives training's own evaluation bit for bit;
  *   - options (text forms, errors), the FNT learning-rate schedule,
  *     statistics, non-finite inputs.
  */
@@ -23,6 +25,7 @@
 #include "lowbit/lowbit.h"
 #include "lowbit/recipe.h"
 #include "lowbit/train.h"
+#include "lowbit/ptq.h"
 #include "lowbit/ref/qlinear_hq.h"
 #include "lowbit/ref/qlinear_luq.h"
 #include "lowbit/ref/uniform_quantizer.h"
@@ -755,7 +758,64 @@ static void test_resume(void **state)
     lb_trainer *tr = NULL;
     assert_int_equal(lb_trainer_resume(ctx, bad, 0, &tr), LB_ERR_FORMAT);
     assert_non_null(strstr(lb_ctx_error(ctx), "recipe.state"));
+    /* nor evaluated with its recipe */
+    const lb_model_options opts = {0, 0, 0};
+    lb_ptq_model *qm = NULL;
+    assert_int_equal(lb_ptq_model_load_recipe(ctx, bad, lb_backend_ref(), &opts, &qm),
+                     LB_ERR_FORMAT);
+    assert_null(qm);
+    assert_non_null(strstr(lb_ctx_error(ctx), "recipe.state"));
     lb_ctx_free(ctx);
+}
+
+/* Training's evaluation after n steps == the saved checkpoint loaded with
+ * its recipe and evaluated, bit for bit; float32 layers give another loss. */
+static void eval_case(const char *recipe, const char *const *kv, int64_t n)
+{
+    lb_train_config c;
+    tiny_config(&c, recipe, kv);
+    c.steps = n;
+    c.warmup_steps = 2;
+    char path[512];
+    lb_test_path(path, sizeof path, lb_test_tmp_dir(), "recipes_eval.safetensors");
+    lb_trainer *tr = NULL;
+    assert_int_equal(lb_trainer_create(NULL, &c, &tr), LB_OK);
+    for (int64_t s = 0; s < n; s++) {
+        lb_step_info info;
+        assert_int_equal(lb_trainer_step(NULL, tr, &info), LB_OK);
+    }
+    lb_eval_result want, got, fp;
+    assert_int_equal(lb_trainer_evaluate(NULL, tr, &want), LB_OK);
+    assert_int_equal(lb_trainer_save(NULL, tr, path), LB_OK);
+    lb_trainer_free(tr);
+    const lb_backend *be = NULL;
+    assert_int_equal(lb_backend_find(NULL, c.backend, &be), LB_OK);
+    const lb_model_options opts = {0, 0, 0};
+    lb_ptq_model *qm = NULL;
+    assert_int_equal(lb_ptq_model_load_recipe(NULL, path, be, &opts, &qm), LB_OK);
+    assert_int_equal(lb_evaluate(NULL, lb_ptq_model_get(qm), c.data, c.val_fraction, c.eval_limit,
+                                 &got),
+                     LB_OK);
+    lb_ptq_model_free(qm);
+    assert_true(got.loss == want.loss);
+    assert_true(got.accuracy == want.accuracy);
+    assert_int_equal(lb_ptq_model_load(NULL, path, be, &opts, &qm), LB_OK);
+    assert_int_equal(lb_evaluate(NULL, lb_ptq_model_get(qm), c.data, c.val_fraction, c.eval_limit,
+                                 &fp),
+                     LB_OK);
+    lb_ptq_model_free(qm);
+    assert_true(fp.loss != want.loss);
+}
+
+static void test_eval_checkpoint(void **state)
+{
+    (void)state;
+    const char *hq[] = {"lsq-cold-steps", "2", NULL};
+    const char *luq[] = {"fnt-steps", "3", NULL};
+    eval_case("hq", hq, 6);
+    eval_case("luq", luq, 6); /* evaluated in the FNT phase's forward */
+    eval_case("luq", NULL, 4);
+    eval_case("int8", NULL, 4);
 }
 
 int main(void)
@@ -772,6 +832,7 @@ int main(void)
         cmocka_unit_test(test_fnt_schedule),
         cmocka_unit_test(test_tiny_training),
         cmocka_unit_test(test_resume),
+        cmocka_unit_test(test_eval_checkpoint),
     };
     return LB_RUN_TESTS(tests);
 }

@@ -261,6 +261,16 @@ lb_status lb_ptq_quantize(lb_ctx *ctx, const lb_model *source, const lb_checkpoi
  * Atomic. */
 lb_status lb_ptq_save(lb_ctx *ctx, lb_ptq_model *qm, const char *copy_from, const char *path);
 
+/* lb_ptq_model_load, but a checkpoint trained with a quantized recipe
+ * (int8, hq, luq: lowbit/recipe.h) runs that recipe's forward: the recipe is
+ * created with the options recorded in the file and its saved state
+ * (recipe.state: the Hadamard blocks, learned LSQ steps, LUQ's signed flags,
+ * FNT progress), so evaluation gives what training's own evaluations gave.
+ * fp32 checkpoints and quantized model files load as lb_ptq_model_load.
+ * LB_ERR_FORMAT for a recipe checkpoint without recipe.state. */
+lb_status lb_ptq_model_load_recipe(lb_ctx *ctx, const char *path, const lb_backend *backend,
+                                   const lb_model_options *opts, lb_ptq_model **out);
+
 /* lb_ptq_model_load with an execution mode and an integer kernel. */
 lb_status lb_ptq_model_load_ex(lb_ctx *ctx, const char *path, const lb_backend *backend,
                                const lb_model_options *opts, lb_ptq_exec exec,
