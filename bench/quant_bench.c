@@ -12,8 +12,9 @@
  * rounds (one sample of every variant per round, so that a change in
  * machine load hits all alike), and the median over `repeats` rounds is
  * printed as M elements/s and GB/s of float input, with the ratios
- * fused/ref and fused/separate. The function bench_quant_main() can be
- * called from `lowbit bench`; the program's main() calls it.
+ * fused/ref and fused/separate. `lowbit bench quant` calls
+ * bench_quant_main(); so does the program bench/quant_bench
+ * (bench/quant_bench_main.c).
  */
 #include "config.h"
 
@@ -488,7 +489,3 @@ int bench_quant_main(int argc, char **argv)
     lb_free(d.sq1); lb_free(d.sq2); lb_free(w1); lb_free(w2); lb_free(ws1); lb_free(ws2); lb_free(wt);
     return failed;
 }
-
-#ifndef LB_BENCH_NO_MAIN
-int main(int argc, char **argv) { return bench_quant_main(argc, argv); }
-#endif

@@ -44,8 +44,8 @@ static const cli_command commands[] = {
     {"check", "run backend-vs-reference checks",
      "usage: lowbit check --backend cpu [--threads N] [--isa LIST] [--op NAME] [--verbose]\n", cmd_check},
     {"bench", "benchmark kernels, layers and training steps against peers",
-     "usage: lowbit bench [gemm-i8] [--threads N[,N...]] [--shapes MxNxK,...] [--isa LIST] [--repeats R]\n"
-     "                    [--min-time S] [--csv FILE]\n", cmd_bench},
+     "usage: lowbit bench [gemm-i8|linear|step|quant] [options]   (lowbit bench --help)\n",
+     cmd_bench},
     {"data", "load and summarise a dataset",
      "usage: lowbit data fashion-mnist [--dir DIR]\n"
      "       lowbit data text [--corpus default|moby-dick|PATH[,PATH...]] [--val-fraction F]\n",

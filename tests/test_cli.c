@@ -1,6 +1,7 @@
 /* tests/test_cli.c — the `lowbit` program's argument handling: help and
  * version work, unknown commands/flags, missing values and bad numbers give a
- * one-line error plus usage and exit 2; bad files give exit 1 and name the file. */
+ * one-line error plus usage and exit 2; bad files give exit 1 and name the file.
+ * The benchmarks run at toy sizes (their cpu-vs-ref checks included). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -84,12 +85,39 @@ static void test_compare(void **state)
     assert_non_null(strstr(out, "/nonexistent/x.npy"));
 }
 
+/* `lowbit bench linear` at a toy shape: every variant checked against ref
+ * (bit-exact for the integer recipes) and timed; bad variants are usage or
+ * argument errors. */
+static void test_bench_linear(void **state)
+{
+    (void)state;
+    static char big[32768];
+    assert_int_equal(LB_CLI(big, "bench", "linear", "--shapes", "40x24x16", "--threads", "1",
+                            "--repeats", "1", "--min-time", "0.001", "--variants",
+                            "fp32,int8,hq:lss=nonzero,luq:smp=2"),
+                     0);
+    assert_non_null(strstr(big, "(tokens, out, in) = (40, 24, 16)"));
+    const char *rows[] = {"int8", "hq:lss=nonzero", "luq:smp=2"};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        const char *r = strstr(big, rows[i]);
+        assert_non_null(r);
+        const char *eol = strchr(r, '\n');
+        const char *ex = strstr(r, "bit-exact");
+        assert_true(ex && eol && ex < eol);
+    }
+    assert_int_equal(LB_CLI(out, "bench", "linear", "--variants", "hq:lss=sometimes"), 1);
+    assert_non_null(strstr(out, "sometimes"));
+    assert_int_equal(LB_CLI(out, "bench", "linear", "--isa", "avx2"), 2);
+    assert_int_equal(LB_CLI(out, "bench", "step", "--shapes", "1x1x1"), 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_version_and_help),
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_compare),
+        cmocka_unit_test(test_bench_linear),
     };
     return LB_RUN_TESTS(tests);
 }
