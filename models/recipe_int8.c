@@ -4,7 +4,8 @@
  * int8 with int32 accumulation.
  *
  * Per layer Y = X W^T + b (X (N, C), W (OC, C), Y (N, OC)):
- *   quantizer   the oracle lb_uniform_*_ref: 8 bits, symmetric narrow
+ *   quantizer   the oracle lb_uniform_*_ref (on the cpu backend the fused
+ *               lb_uniform_minmax_quantize_s8_cpu, same bits): 8 bits, symmetric narrow
  *               [-127, 127], one scale per tensor Δ = max(max|t| / 127, 1e-8)
  *               (float32), code = clamp(rint(t / Δ))
  *   forward     X_q, W_q by round to nearest, ties to even;
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #include "lowbit/alloc.h"
+#include "lowbit/cpu_quant.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/uniform_quantizer.h"
 #include "recipe_internal.h"
@@ -34,10 +36,12 @@ static const char *const int8_stats[RC_MAX_STATS] = {"x_scale", "w_scale", "g_sc
                                                      NULL};
 
 /* Symmetric per-tensor int8 of t (n): codes (n) and the scale; `i32` is an
- * (n) int32 work buffer. Non-finite input gives LB_ERR_NUMERIC. */
-static lb_status quantize_int8(lb_ctx *ctx, const lb_uniform_config *q, const float *t, int64_t n,
-                               int32_t *i32, int8_t *codes, float *scale)
+ * (n) int32 work buffer. Non-finite input gives LB_ERR_NUMERIC. `fast`: the
+ * fused cpu quantizer (lowbit/cpu_quant.h), bit for bit the same. */
+static lb_status quantize_int8(lb_ctx *ctx, int fast, const lb_uniform_config *q, const float *t,
+                               int64_t n, int32_t *i32, int8_t *codes, float *scale)
 {
+    if (fast) return lb_uniform_minmax_quantize_s8_cpu(ctx, q, n, t, codes, scale);
     float lo = 0.0f, hi = 0.0f;
     for (int64_t i = 0; i < n; i++) {
         if (!isfinite(t[i]))
@@ -80,8 +84,8 @@ static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
         wq = rc_scratch(r, ctx, 4, (size_t)(OC * C), &st);
         if (!xq || !wq) return st;
     }
-    if ((st = quantize_int8(ctx, &q, inp, N * C, i32, xq, &sx)) != LB_OK) return st;
-    if ((st = quantize_int8(ctx, &q, weight, OC * C, i32, wq, &sw)) != LB_OK) return st;
+    if ((st = quantize_int8(ctx, s->fast, &q, inp, N * C, i32, xq, &sx)) != LB_OK) return st;
+    if ((st = quantize_int8(ctx, s->fast, &q, weight, OC * C, i32, wq, &sw)) != LB_OK) return st;
     /* Z (N, OC) = X_q (N, C) · W_q (OC, C)^T */
     const lb_gemm_i8_hook h = rc_gemm_hook(s);
     st = lb_gemm_i8_hooked(&h, ctx, 0, 1, N, OC, C, xq, wq, z);
@@ -121,7 +125,7 @@ static lb_status int8_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
                             &st);
     if (!i32 || !g || !z) return st;
     float g_scale;
-    if ((st = quantize_int8(ctx, &q, dout, NO, i32, g, &g_scale)) != LB_OK) return st;
+    if ((st = quantize_int8(ctx, s->fast, &q, dout, NO, i32, g, &g_scale)) != LB_OK) return st;
     int64_t zeros = 0, nonzero = 0;
     for (int64_t i = 0; i < NO; i++) {
         nonzero += dout[i] != 0.0f;
