@@ -102,6 +102,7 @@ static void hq_config(const rc_recipe *r, rc_site *s, int64_t D, lb_hq_config *c
     if (s->fast) {
         cfg->weighted.fn = weighted_rows_cpu;
         cfg->weighted.user = s;
+        cfg->quant = rc_hq_cpu_quant();
     }
 }
 
@@ -149,6 +150,27 @@ static lb_status hq_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     return LB_OK;
 }
 
+/* In place: g (n) = the LSQ-masked g, *grad_step = ∂L/∂s, as the oracle
+ * layer's step 5 (cfg->quant's replacement on the cpu backend, same bits). */
+static lb_status lsq_backward(const lb_hq_config *cfg, lb_ctx *ctx, int64_t n, const float *quotient,
+                              float *g, float *grad_step)
+{
+    const lb_hq_quant_hooks *h = &cfg->quant;
+    if (h->lsq_backward)
+        return h->lsq_backward(h->user, ctx, cfg->range, cfg->rounding, n, quotient, g, g,
+                               grad_step);
+    return lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, n, quotient, g, g, grad_step);
+}
+
+/* In place: g (rows, D) = g·H_block, as the oracle layer's step 6. */
+static lb_status hadamard(const lb_hq_config *cfg, lb_ctx *ctx, int64_t rows, int64_t D,
+                          int64_t block, float *g)
+{
+    const lb_hq_quant_hooks *h = &cfg->quant;
+    if (h->hadamard) return h->hadamard(h->user, ctx, rows, D, block, g, g);
+    return lb_hadamard_ref(ctx, rows, D, block, g, g);
+}
+
 /* The ablation without bit splitting: ∇Y as one SR int4 tensor (see top). */
 static lb_status backward_no_split(rc_recipe *r, lb_ctx *ctx, const lb_hq_config *cfg,
                                    rc_site *s, int64_t step, const float *dout, float *gx,
@@ -191,12 +213,10 @@ static lb_status backward_no_split(rc_recipe *r, lb_ctx *ctx, const lb_hq_config
     const double cw = (double)hs->used_step_x * (double)scale;
     for (int64_t k = 0; k < C * D; k++) gw[k] = (float)(cw * (double)z[k]);
     /* LSQ masks and step gradients, then back from the Hadamard domain */
-    st = lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, N * D, hs->x_quotient, gx, gx, gsx);
-    if (st == LB_OK)
-        st = lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, C * D, hs->w_quotient, gw, gw,
-                                 gsw);
-    if (st == LB_OK) st = lb_hadamard_ref(ctx, N, D, hs->block, gx, gx);
-    if (st == LB_OK) st = lb_hadamard_ref(ctx, C, D, hs->block, gw, gw);
+    st = lsq_backward(cfg, ctx, N * D, hs->x_quotient, gx, gsx);
+    if (st == LB_OK) st = lsq_backward(cfg, ctx, C * D, hs->w_quotient, gw, gsw);
+    if (st == LB_OK) st = hadamard(cfg, ctx, N, D, hs->block, gx);
+    if (st == LB_OK) st = hadamard(cfg, ctx, C, D, hs->block, gw);
     return st;
 }
 

@@ -26,6 +26,7 @@
 #include "lowbit/recipe.h"
 #include "lowbit/train.h"
 #include "lowbit/ptq.h"
+#include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/qlinear_hq.h"
 #include "lowbit/ref/qlinear_luq.h"
 #include "lowbit/ref/uniform_quantizer.h"
@@ -348,6 +349,8 @@ static void test_cpu_equals_ref(void **state)
     const char *hq_nz[] = {"fp-layers", "none", "lss", "nonzero", "lsq-cold-steps", "1", NULL};
     const char *hq_bern[] = {"fp-layers", "none", "lsq-cold-steps", "1", NULL};
     const char *hq_nobs[] = {"fp-layers", "none", "bit-split", "none", "hq-block", "8", NULL};
+    const char *hq_code[] = {"fp-layers", "none", "lsq-range", "code", "bit-split", "code",
+                             "lsq-cold-steps", "1", NULL};
     const char *luq2[] = {"fp-layers", "none", "smp", "2", NULL};
     const char *luq7[] = {"fp-layers", "none", "luq-levels", "7", "luq-underflow", "flush", NULL};
     const int64_t shapes[][3] = {{37, 48, 24}, {65, 64, 33}, {8, 7, 129}};
@@ -357,10 +360,74 @@ static void test_cpu_equals_ref(void **state)
         cpu_ref_case("hq", hq_nz, N, C, OC);
         cpu_ref_case("hq", hq_bern, N, C, OC);
         cpu_ref_case("hq", hq_nobs, N, C, OC);
+        cpu_ref_case("hq", hq_code, N, C, OC);
         cpu_ref_case("luq", none, N, C, OC);
         cpu_ref_case("luq", luq2, N, C, OC);
         cpu_ref_case("luq", luq7, N, C, OC);
     }
+}
+
+/* ------------------------------------------- cpu quantizer hooks == ref */
+
+/* The hooks the recipes give the hq oracle layer on the cpu backend
+ * (models/recipe_cpu_quant.c; internal to the library, declared here). */
+lb_hq_quant_hooks rc_hq_cpu_quant(void);
+
+/* LSQ backward and Hadamard hooks against the references, bit for bit (memcmp:
+ * signed zeros count), on rounding ties, range edges, ±0 and sizes around the
+ * hooks' 4-lane and 1024-element steps; in place as the layer calls them. */
+static void test_cpu_quant_hooks(void **state)
+{
+    (void)state;
+    const lb_hq_quant_hooks h = rc_hq_cpu_quant();
+    const int64_t sizes[] = {1, 3, 4, 5, 17, 1023, 1024, 1025, 2051};
+    enum { nmax = 2051 };
+    float *v = malloc(nmax * sizeof *v), *g = malloc(nmax * sizeof *g);
+    float *a = malloc(nmax * sizeof *a), *b = malloc(nmax * sizeof *b);
+    for (int64_t i = 0; i < nmax; i++) {
+        const float u = lb_rng_uniform_f32(9, 1, (uint64_t)i);
+        switch (i % 6) {
+        case 0: v[i] = (float)((int)(u * 20.0f) - 10) + 0.5f; break;  /* ties, in and out */
+        case 1: v[i] = (float)((int)(u * 20.0f) - 10); break;         /* integers, edges */
+        case 2: v[i] = (i & 8) ? -0.0f : 0.0f; break;
+        case 3: v[i] = (i & 8) ? -8.5f : 7.5f; break;
+        case 4: v[i] = -0.49999997f + (float)((int)(u * 16.0f) - 8); break;
+        default: v[i] = 20.0f * u - 10.0f; break;
+        }
+        g[i] = (i % 7 == 0) ? -0.0f : 2.0f * lb_rng_uniform_f32(9, 2, (uint64_t)i) - 1.0f;
+    }
+    for (int range = 0; range < 2; range++)
+        for (int rounding = 0; rounding < 2; rounding++)
+            for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+                const int64_t n = sizes[k];
+                float sa = 1.0f, sb = 2.0f;
+                memcpy(a, g, (size_t)n * sizeof *a);
+                memcpy(b, g, (size_t)n * sizeof *b);
+                assert_int_equal(lb_lsq_backward_ref(NULL, (lb_lsq_range)range,
+                                                     (lb_rounding)rounding, n, v, a, a, &sa),
+                                 LB_OK);
+                assert_int_equal(h.lsq_backward(h.user, NULL, (lb_lsq_range)range,
+                                                (lb_rounding)rounding, n, v, b, b, &sb),
+                                 LB_OK);
+                assert_memory_equal(a, b, (size_t)n * sizeof *a);
+                assert_memory_equal(&sa, &sb, sizeof sa);
+            }
+    /* a non-finite quotient: the reference's error */
+    v[5] = NAN;
+    assert_int_equal(h.lsq_backward(h.user, NULL, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, 9, v, g,
+                                    b, NULL),
+                     LB_ERR_NUMERIC);
+    /* Hadamard: every block of D = 64, out of place and in place */
+    const int64_t rows = 31, D = 64;
+    for (int64_t block = 1; block <= D; block *= 2) {
+        fill(v, rows * D, 30 + (uint64_t)block, 1.0f);
+        assert_int_equal(lb_hadamard_ref(NULL, rows, D, block, v, a), LB_OK);
+        assert_int_equal(h.hadamard(h.user, NULL, rows, D, block, v, b), LB_OK);
+        assert_memory_equal(a, b, (size_t)(rows * D) * sizeof *a);
+        assert_int_equal(h.hadamard(h.user, NULL, rows, D, block, v, v), LB_OK);
+        assert_memory_equal(a, v, (size_t)(rows * D) * sizeof *a);
+    }
+    free(v), free(g), free(a), free(b);
 }
 
 /* ------------------------------------ evaluation leaves training alone */
@@ -825,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_luq_matches_oracle),
         cmocka_unit_test(test_int8_by_hand),
         cmocka_unit_test(test_cpu_equals_ref),
+        cmocka_unit_test(test_cpu_quant_hooks),
         cmocka_unit_test(test_eval_does_not_disturb),
         cmocka_unit_test(test_state),
         cmocka_unit_test(test_stats_and_errors),
