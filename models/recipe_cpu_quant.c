@@ -2,7 +2,8 @@
  * cpu backend: the fused kernels of lowbit/cpu_quant.h (and two exact loops
  * of this file) behind the contracts of lb_hq_quant_hooks
  * (lowbit/ref/qlinear_hq.h), so that a recipe layer gives the reference's
- * bits on both backends while its quantizers run vectorised.
+ * bits on both backends while its quantizers run vectorised; and the same
+ * for lb_qlinear_luq_quant_hooks (lowbit/ref/qlinear_luq.h).
  *
  * Every hook returns what the reference it replaces returns: when a cpu
  * function reports any error (a non-finite input, a shape it rejects, a
@@ -20,6 +21,7 @@
  *                            reference
  *   Hadamard                 the transformed output of lb_hq_quantize_cpu
  *                            (the reference's double butterfly, exact)
+ *   SAWB, LUQ                lb_sawb_quantize_cpu, lb_luq_quantize_cpu (exact by contract)
  */
 #include "config.h"
 
@@ -32,6 +34,7 @@
 #include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/hadamard_quantizer.h"
 #include "lowbit/ref/leverage_sampling.h"
+#include "lowbit/ref/qlinear_luq.h"
 #include "recipe_internal.h"
 
 /* Elements per chunk of the LSQ backward (its δ stay in L1). */
@@ -237,6 +240,33 @@ static lb_status hadamard_cpu(void *user, lb_ctx *ctx, int64_t rows, int64_t D, 
     lb_free(codes);
     if (t != out) lb_free(t);
     return st == LB_OK ? LB_OK : lb_hadamard_ref(ctx, rows, D, block, in, out);
+}
+
+static lb_status sawb_quantize_cpu(void *user, lb_ctx *ctx, const lb_sawb_params *params,
+                                   const float *x, size_t n, int8_t *codes, float *scale,
+                                   float *dequant)
+{
+    (void)user;
+    if (lb_sawb_quantize_cpu(ctx, params, x, n, codes, scale, dequant) == LB_OK) return LB_OK;
+    return lb_sawb_quantize_ref(ctx, params, x, n, codes, scale, dequant);
+}
+
+static lb_status luq_quantize_cpu(void *user, lb_ctx *ctx, const lb_luq_params *params,
+                                  const float *x, size_t n, int8_t *codes, float *values,
+                                  float *alpha)
+{
+    (void)user;
+    if (lb_luq_quantize_cpu(ctx, params, x, n, codes, values, alpha) == LB_OK) return LB_OK;
+    return lb_luq_quantize_ref(ctx, params, x, n, codes, values, alpha);
+}
+
+lb_qlinear_luq_quant_hooks rc_luq_cpu_quant(void)
+{
+    lb_qlinear_luq_quant_hooks h;
+    memset(&h, 0, sizeof h);
+    h.sawb_quantize = sawb_quantize_cpu;
+    h.luq_quantize = luq_quantize_cpu;
+    return h;
 }
 
 lb_hq_quant_hooks rc_hq_cpu_quant(void)

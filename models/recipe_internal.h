@@ -13,6 +13,7 @@
 #include "lowbit/backend.h"
 #include "lowbit/cpu.h"
 #include "lowbit/ref/qlinear_hq.h"
+#include "lowbit/ref/qlinear_luq.h"
 
 typedef enum rc_kind { RC_INT8 = 1, RC_HQ = 2, RC_LUQ = 3 } rc_kind;
 
@@ -110,6 +111,9 @@ lb_gemm_i8_hook rc_gemm_hook(rc_site *s);
  * kernels of lowbit/cpu_quant.h, same bits as the references
  * (models/recipe_cpu_quant.c). */
 lb_hq_quant_hooks rc_hq_cpu_quant(void);
+
+/* The same for the luq oracle layer (SAWB forward codes, LUQ gradient samples). */
+lb_qlinear_luq_quant_hooks rc_luq_cpu_quant(void);
 
 /* dst (n) += src (n). */
 void rc_accumulate(float *dst, const float *src, int64_t n);

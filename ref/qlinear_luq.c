@@ -38,7 +38,26 @@ lb_qlinear_luq_config lb_qlinear_luq_default_config(void)
     c.samples = 1;
     c.gemm.fn = NULL;
     c.gemm.user = NULL;
+    memset(&c.quant, 0, sizeof c.quant);
     return c;
+}
+
+/* The quantizers of the layer: cfg->quant's replacement when set, else the
+ * reference (same bits either way, see lb_qlinear_luq_quant_hooks). */
+static lb_status q_sawb(const lb_qlinear_luq_config *cfg, lb_ctx *ctx, const lb_sawb_params *params,
+                        const float *x, size_t n, int8_t *codes, float *scale)
+{
+    const lb_qlinear_luq_quant_hooks *h = &cfg->quant;
+    if (h->sawb_quantize) return h->sawb_quantize(h->user, ctx, params, x, n, codes, scale, NULL);
+    return lb_sawb_quantize_ref(ctx, params, x, n, codes, scale, NULL);
+}
+
+static lb_status q_luq(const lb_qlinear_luq_config *cfg, lb_ctx *ctx, const lb_luq_params *params,
+                       const float *x, size_t n, int8_t *codes)
+{
+    const lb_qlinear_luq_quant_hooks *h = &cfg->quant;
+    if (h->luq_quantize) return h->luq_quantize(h->user, ctx, params, x, n, codes, NULL, NULL);
+    return lb_luq_quantize_ref(ctx, params, x, n, codes, NULL, NULL);
 }
 
 static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_t *nd, size_t *cd,
@@ -130,9 +149,9 @@ lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *c
     int is_signed = act_signed && *act_signed;
     for (size_t i = 0; i < nd && !is_signed; i++) is_signed = X[i] < 0.0f;
     lb_sawb_activation_range(cfg->grid, is_signed, &px.qn, &px.qp);
-    st = lb_sawb_quantize_ref(ctx, &pw, W, cd, W_codes, w_scale, NULL);
+    st = q_sawb(cfg, ctx, &pw, W, cd, W_codes, w_scale);
     if (st != LB_OK) return st;
-    st = lb_sawb_quantize_ref(ctx, &px, X, nd, X_codes, x_scale, NULL);
+    st = q_sawb(cfg, ctx, &px, X, nd, X_codes, x_scale);
     if (st != LB_OK) return st;
     if (act_signed) *act_signed = is_signed;
     if (bias) {
@@ -194,7 +213,7 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
     for (int s = 0; s < cfg->samples; s++) {
         /* Step 2 of B.7: one LUQ sample δ_q feeds both GEMMs. */
         p.sample = cfg->luq.sample + (uint64_t)s;
-        st = lb_luq_quantize_ref(ctx, &p, dY, nc, codes, NULL, NULL);
+        st = q_luq(cfg, ctx, &p, dY, nc, codes);
         if (st != LB_OK) goto done;
         /* ∇X (N, D) += δ_q (N, C) · W_q (C, D): reduction over C. */
         st = luq_gemm(&cfg->gemm, ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);

@@ -353,6 +353,8 @@ static void test_cpu_equals_ref(void **state)
                              "lsq-cold-steps", "1", NULL};
     const char *luq2[] = {"fp-layers", "none", "smp", "2", NULL};
     const char *luq7[] = {"fp-layers", "none", "luq-levels", "7", "luq-underflow", "flush", NULL};
+    const char *luq_rtn[] = {"fp-layers", "none", "sawb-grid", "code", "luq-underflow", "nearest",
+                             "luq-rounding", "nearest", NULL};
     const int64_t shapes[][3] = {{37, 48, 24}, {65, 64, 33}, {8, 7, 129}};
     for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
         const int64_t N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
@@ -364,6 +366,7 @@ static void test_cpu_equals_ref(void **state)
         cpu_ref_case("luq", none, N, C, OC);
         cpu_ref_case("luq", luq2, N, C, OC);
         cpu_ref_case("luq", luq7, N, C, OC);
+        cpu_ref_case("luq", luq_rtn, N, C, OC);
     }
 }
 
