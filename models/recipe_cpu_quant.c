@@ -22,6 +22,7 @@
  *   Hadamard                 the transformed output of lb_hq_quantize_cpu
  *                            (the reference's double butterfly, exact)
  *   SAWB, LUQ                lb_sawb_quantize_cpu, lb_luq_quantize_cpu (exact by contract)
+ *   LUQ exponent pieces      a 256-entry table of the reference's expression
  */
 #include "config.h"
 
@@ -260,12 +261,38 @@ static lb_status luq_quantize_cpu(void *user, lb_ctx *ctx, const lb_luq_params *
     return lb_luq_quantize_ref(ctx, params, x, n, codes, values, alpha);
 }
 
+/* The exponent piece j of LUQ codes (lb_qlinear_luq_quant_hooks.luq_piece):
+ * the reference's per-code expression evaluated once for each of the 256
+ * int8 values into a table, then one lookup per code (integers: exact). */
+static void luq_piece_cpu(void *user, const int8_t *codes, size_t n, int j, int8_t *piece, int *any)
+{
+    (void)user;
+    int8_t table[256]; /* indexed by code + 128 */
+    for (int c = -128; c < 128; c++) {
+        const int k = (c < 0 ? -c : c) - 1;
+        int8_t v = 0;
+        if (k >= 7 * j && k < 7 * j + 7) {
+            v = (int8_t)(1 << (k - 7 * j));
+            if (c < 0) v = (int8_t)-v;
+        }
+        table[c + 128] = v;
+    }
+    int nonzero = 0;
+    for (size_t e = 0; e < n; e++) {
+        const int8_t v = table[codes[e] + 128];
+        piece[e] = v;
+        nonzero |= v;
+    }
+    *any = nonzero != 0;
+}
+
 lb_qlinear_luq_quant_hooks rc_luq_cpu_quant(void)
 {
     lb_qlinear_luq_quant_hooks h;
     memset(&h, 0, sizeof h);
     h.sawb_quantize = sawb_quantize_cpu;
     h.luq_quantize = luq_quantize_cpu;
+    h.luq_piece = luq_piece_cpu;
     return h;
 }
 

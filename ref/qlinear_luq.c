@@ -73,9 +73,12 @@ static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_
     return LB_OK;
 }
 
-/* lb_luq_gemm_ref with the int8 GEMMs through a hook (NULL: lb_gemm_i8_ref). */
-static lb_status luq_gemm(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a, int trans_b, int64_t M,
-                          int64_t N, int64_t K, int levels, const int8_t *A_codes, const int8_t *B, int64_t *C)
+/* lb_luq_gemm_ref with the int8 GEMMs through a hook (NULL: lb_gemm_i8_ref)
+ * and the exponent pieces through quant->luq_piece (quant NULL or the field
+ * NULL: the loop below). */
+static lb_status luq_gemm(const lb_gemm_i8_hook *hook, const lb_qlinear_luq_quant_hooks *quant,
+                          lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                          int levels, const int8_t *A_codes, const int8_t *B, int64_t *C)
 {
     if (M < 0 || N < 0 || K < 0)
         return lb_error(ctx, LB_ERR_ARG, "luq-gemm: negative size M=%lld N=%lld K=%lld", (long long)M,
@@ -102,15 +105,19 @@ static lb_status luq_gemm(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
      * The layout of A (trans_a) is unchanged: the pieces are elementwise. */
     for (int j = 0; 7 * j < levels; j++) {
         int any = 0;
-        for (size_t e = 0; e < mk; e++) {
-            const int k = (A_codes[e] < 0 ? -A_codes[e] : A_codes[e]) - 1; /* -1 for a zero code */
-            int8_t v = 0;
-            if (k >= 7 * j && k < 7 * j + 7) {
-                v = (int8_t)(1 << (k - 7 * j));
-                if (A_codes[e] < 0) v = (int8_t)-v;
-                any = 1;
+        if (quant && quant->luq_piece) {
+            quant->luq_piece(quant->user, A_codes, mk, j, piece, &any);
+        } else {
+            for (size_t e = 0; e < mk; e++) {
+                const int k = (A_codes[e] < 0 ? -A_codes[e] : A_codes[e]) - 1; /* -1 for a zero code */
+                int8_t v = 0;
+                if (k >= 7 * j && k < 7 * j + 7) {
+                    v = (int8_t)(1 << (k - 7 * j));
+                    if (A_codes[e] < 0) v = (int8_t)-v;
+                    any = 1;
+                }
+                piece[e] = v;
             }
-            piece[e] = v;
         }
         if (!any) continue; /* the product would be all zeros */
         st = lb_gemm_i8_hooked(hook, ctx, trans_a, trans_b, M, N, K, piece, B, part);
@@ -127,7 +134,7 @@ done:
 lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int levels,
                           const int8_t *A_codes, const int8_t *B, int64_t *C)
 {
-    return luq_gemm(NULL, ctx, trans_a, trans_b, M, N, K, levels, A_codes, B, C);
+    return luq_gemm(NULL, NULL, ctx, trans_a, trans_b, M, N, K, levels, A_codes, B, C);
 }
 
 lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *cfg, int64_t N, int64_t D,
@@ -216,10 +223,10 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
         st = q_luq(cfg, ctx, &p, dY, nc, codes);
         if (st != LB_OK) goto done;
         /* ∇X (N, D) += δ_q (N, C) · W_q (C, D): reduction over C. */
-        st = luq_gemm(&cfg->gemm, ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);
+        st = luq_gemm(&cfg->gemm, &cfg->quant, ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);
         if (st != LB_OK) goto done;
         /* ∇W (C, D) += δ_q^T (C, N) · X_q (N, D): δ_q stored (N, C) → trans_a. */
-        st = luq_gemm(&cfg->gemm, ctx, 1, 0, C, D, N, p.levels, codes, X_codes, zw);
+        st = luq_gemm(&cfg->gemm, &cfg->quant, ctx, 1, 0, C, D, N, p.levels, codes, X_codes, zw);
         if (st != LB_OK) goto done;
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++) zb[c] += lb_luq_code_to_int(codes[n * C + c]);

@@ -60,6 +60,10 @@ typedef struct lb_qlinear_luq_quant_hooks {
     lb_status (*luq_quantize)(void *user, lb_ctx *ctx, const lb_luq_params *params,
                               const float *x, size_t n, int8_t *codes, float *values,
                               float *alpha);
+    /* The exponent piece j of lb_luq_gemm_ref: piece[e] = ±2^(k − 7j) where
+     * k = |codes[e]| − 1 lies in [7j, 7j + 7), else 0, for e < n; *any = 1
+     * when some piece[e] != 0, else 0. */
+    void (*luq_piece)(void *user, const int8_t *codes, size_t n, int j, int8_t *piece, int *any);
     void *user;
 } lb_qlinear_luq_quant_hooks;
 
