@@ -121,7 +121,7 @@ def main():
     if small:
         L.append("## Small models trained by lowbit (softmax attention, seed 0)")
         L.append("")
-        L.append("The vanilla models of doc/results_outliers.md. Metric: top-1 accuracy %% on the")
+        L.append("The vanilla models of doc/results_outliers.md. Metric: top-1 accuracy % on the")
         L.append("Fashion-MNIST test set (vit) or perplexity per byte on 200 validation windows (gpt,")
         L.append("bert; lower is better). Calibration (GPTQ, NUPES): 16 batches of 16 training examples.")
         L.append("")
