@@ -57,6 +57,7 @@ static const char *const bs_names[] = {"clean", "code", "none", NULL};
 static const char *const underflow_names[] = {"stochastic", "nearest", "flush", NULL};
 static const char *const rounding_names[] = {"stochastic", "nearest", NULL};
 static const char *const grid_names[] = {"int4", "code", NULL};
+static const char *const gemm_names[] = {"lowbit", "onednn", NULL};
 
 #define OFF(member) offsetof(lb_recipe_options, member)
 static const opt_def opt_defs[] = {
@@ -74,6 +75,7 @@ static const opt_def opt_defs[] = {
     {"sawb-grid", O_ENUM, OFF(sawb_grid), grid_names, 0, 0},
     {"fnt-steps", O_I64, OFF(fnt_steps), NULL, 0, 1e15},
     {"fnt-lr", O_DOUBLE, OFF(fnt_lr), NULL, 0, 1e6},
+    {"gemm", O_ENUM, OFF(gemm), gemm_names, 0, 0},
 };
 #define N_OPTS (sizeof opt_defs / sizeof opt_defs[0])
 
@@ -236,6 +238,14 @@ lb_status lb_recipe_options_check(lb_ctx *ctx, const char *name, const lb_recipe
     unsigned mask;
     lb_status st = parse_fp_layers(ctx, o->fp_layers, 0, &mask);
     if (st != LB_OK) return st;
+    /* oneDNN's int8 matmul is only exact with VNNI (without it, u8·s8 products
+     * saturate in vpmaddubsw): refuse rather than train on other bits */
+    if (o->gemm == LB_RECIPE_GEMM_ONEDNN && !(lb_onednn_available() && lb_onednn_int8_exact()))
+        return lb_error(ctx, LB_ERR_UNSUPPORTED,
+                        "gemm onednn: %s", lb_onednn_available()
+                                               ? "oneDNN's int8 matmul is not exact on this CPU "
+                                                 "(no VNNI)"
+                                               : "lowbit was built without oneDNN");
     if (o->hq_block > 0 && (o->hq_block & (o->hq_block - 1)) != 0)
         return lb_error(ctx, LB_ERR_ARG, "hq-block: %d is not a power of two", o->hq_block);
     return LB_OK;
@@ -309,6 +319,9 @@ void lb_recipe_options_describe(const char *name, const lb_recipe_options *o, ch
         break;
     }
     }
+    const size_t used = strlen(buf);
+    if (o->gemm == LB_RECIPE_GEMM_ONEDNN && used + 1 < size)
+        snprintf(buf + used, size - used, "; integer GEMMs on oneDNN");
 }
 
 double lb_fnt_lr(int64_t t, int64_t T, double lr_end, double lr_base)
@@ -433,6 +446,8 @@ static lb_status rc_gemm(void *user, lb_ctx *ctx, int trans_a, int trans_b, int6
 {
     rc_site *s = user;
     if (!s->fast) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
+    if (s->onednn && M > 0 && N > 0 && K > 0)
+        return lb_gemm_i8_onednn(ctx, trans_a, trans_b, M, N, K, A, B, C);
     if (M <= 0 || N <= 0) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
     if (!trans_b || K <= 0) return gemm_skip_zero_rows(ctx, trans_a, trans_b, M, N, K, A, B, C);
     const size_t nb = (size_t)(K * N);
@@ -553,6 +568,7 @@ static lb_status rc_forward(lb_recipe *self, lb_ctx *ctx, const lb_backend *be,
         return LB_OK;
     }
     s->fast = strcmp(be->name, "ref") != 0;
+    s->onednn = s->fast && r->opt.gemm == LB_RECIPE_GEMM_ONEDNN;
     return r->ops->forward(r, ctx, be, where, s, out, inp, weight, bias, N, C, OC);
 }
 
@@ -570,6 +586,7 @@ static lb_status rc_backward(lb_recipe *self, lb_ctx *ctx, const lb_backend *be,
         return LB_OK;
     }
     s->fast = strcmp(be->name, "ref") != 0;
+    s->onednn = s->fast && r->opt.gemm == LB_RECIPE_GEMM_ONEDNN;
     return r->ops->backward(r, ctx, be, where, s, dinp, dweight, dbias, dout, inp, weight, N, C,
                             OC);
 }

@@ -30,6 +30,7 @@ typedef struct rc_site {
     int fp;                /* kept in float32 */
     /* integer GEMM dispatch (the user of the GEMM hooks) */
     int fast;              /* 1: the cpu kernels; 0: lb_gemm_i8_ref */
+    int onednn;            /* fast, with the GEMMs on oneDNN (recipe option gemm onednn) */
     lb_packed_i8 *packed;  /* the forward weight codes packed for the cpu kernels */
     int8_t *packed_codes;  /* the codes they were packed from (packed_k * packed_n) */
     size_t packed_cap;

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "lowbit/lowbit.h"
+#include "lowbit/cpu.h"
 #include "lowbit/recipe.h"
 #include "lowbit/train.h"
 #include "lowbit/ptq.h"
@@ -367,6 +368,29 @@ static void test_cpu_equals_ref(void **state)
         cpu_ref_case("luq", luq2, N, C, OC);
         cpu_ref_case("luq", luq7, N, C, OC);
         cpu_ref_case("luq", luq_rtn, N, C, OC);
+    }
+    /* the integer GEMMs on oneDNN (gemm onednn): the same bits where oneDNN is
+     * exact (VNNI); refused with a clear error elsewhere */
+    const char *dnn_int8[] = {"fp-layers", "none", "gemm", "onednn", NULL};
+    const char *dnn_hq[] = {"fp-layers", "none", "lss", "nonzero", "lsq-cold-steps", "1", "gemm",
+                            "onednn", NULL};
+    const char *dnn_luq[] = {"fp-layers", "none", "smp", "2", "gemm", "onednn", NULL};
+    if (lb_onednn_available() && lb_onednn_int8_exact()) {
+        for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+            const int64_t N = shapes[k][0], C = shapes[k][1], OC = shapes[k][2];
+            cpu_ref_case("int8", dnn_int8, N, C, OC);
+            cpu_ref_case("hq", dnn_hq, N, C, OC);
+            cpu_ref_case("luq", dnn_luq, N, C, OC);
+        }
+    } else {
+        lb_recipe_options o;
+        lb_recipe_options_default(&o);
+        assert_int_equal(lb_recipe_option_set(NULL, &o, "gemm", "onednn"), LB_OK);
+        lb_ctx *ctx;
+        assert_int_equal(lb_ctx_create(&ctx), LB_OK);
+        assert_int_equal(lb_recipe_options_check(ctx, "hq", &o), LB_ERR_UNSUPPORTED);
+        assert_non_null(strstr(lb_ctx_error(ctx), "gemm onednn"));
+        lb_ctx_free(ctx);
     }
 }
 

@@ -102,7 +102,13 @@ typedef struct lb_recipe_options {
     int sawb_grid;          /* sawb-grid (luq): lb_sawb_grid — int4 (default), code */
     int64_t fnt_steps;      /* fnt-steps (luq): the last T training steps are FNT (default 0) */
     double fnt_lr;          /* fnt-lr (luq): FNT peak learning rate LR_base (0 = lr / 10) */
+    int gemm;               /* gemm (int8, hq, luq on the cpu backend): lb_recipe_gemm — the
+                               integer GEMMs on lowbit's kernels (default) or on oneDNN's
+                               u8·s8 matmul (same bits where oneDNN is exact: VNNI CPUs) */
 } lb_recipe_options;
+
+/* Values of lb_recipe_options.gemm. */
+typedef enum lb_recipe_gemm { LB_RECIPE_GEMM_LOWBIT = 0, LB_RECIPE_GEMM_ONEDNN = 1 } lb_recipe_gemm;
 
 /* The defaults (see above; lsq_cold_steps = -1). */
 void lb_recipe_options_default(lb_recipe_options *o);
