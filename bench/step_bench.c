@@ -22,6 +22,8 @@
 #include <string.h>
 
 #include "lowbit/lowbit.h"
+#include "lowbit/alloc.h"
+#include "../datasets/internal.h"
 #include "lowbit/cpu.h"
 #include "lowbit/train.h"
 #ifdef HAVE_CJSON
@@ -95,13 +97,11 @@ static int check_variant(lb_ctx *ctx, const char *model, const char *spec, int64
     return 0;
 }
 
-/* PyTorch's ms per step for (model, threads, dtype) from the JSON list of
- * bench/torch_step.py; 0 when absent. */
-static double torch_ms(const char *json, const char *model, int threads, const char *dtype)
-{
 #ifdef HAVE_CJSON
-    if (!json) return 0;
-    cJSON *root = cJSON_Parse(json);
+/* PyTorch's ms per step for (model, threads, dtype) from the parsed JSON
+ * list of bench/torch_step.py; 0 when absent. */
+static double torch_ms(const cJSON *root, const char *model, int threads, const char *dtype)
+{
     double ms = 0;
     const cJSON *rec;
     cJSON_ArrayForEach(rec, root)
@@ -115,45 +115,38 @@ static double torch_ms(const char *json, const char *model, int threads, const c
             strcmp(d->valuestring, dtype) == 0)
             ms = v->valuedouble;
     }
-    cJSON_Delete(root);
     return ms;
-#else
-    (void)json, (void)model, (void)threads, (void)dtype;
-    return 0;
-#endif
 }
 
-/* The whole file as a string (NULL on error, with a message). */
-static char *read_text(const char *path)
+/* The --torch file parsed (NULL, with a message naming the file, when it
+ * cannot be read or is not a JSON list). */
+static cJSON *load_torch(lb_ctx *ctx, const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "lowbit bench: cannot read %s\n", path);
+    uint8_t *text = NULL;
+    size_t len = 0;
+    if (lb_text_read_file(ctx, path, &text, &len) != LB_OK) {
+        fprintf(stderr, "lowbit bench: %s\n", lb_ctx_error(ctx));
         return NULL;
     }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            cap = 2 * cap + 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) break;
-            buf = nb;
-        }
-        const size_t got = fread(buf + n, 1, 4096, f);
-        n += got;
-        if (got < 4096) break;
-    }
-    const int bad = ferror(f) || !buf;
-    fclose(f);
-    if (bad) {
-        fprintf(stderr, "lowbit bench: cannot read %s\n", path);
-        free(buf);
+    cJSON *root = cJSON_ParseWithLength((const char *)text, len);
+    lb_free(text);
+    if (!cJSON_IsArray(root)) {
+        fprintf(stderr, "lowbit bench: %s: not the JSON list of bench/torch_step.py --json\n",
+                path);
+        cJSON_Delete(root);
         return NULL;
     }
-    buf[n] = '\0';
-    return buf;
+    return root;
 }
+#else
+typedef struct cJSON cJSON;
+static double torch_ms(const cJSON *root, const char *model, int threads, const char *dtype)
+{
+    (void)root, (void)model, (void)threads, (void)dtype;
+    return 0;
+}
+static void cJSON_Delete(cJSON *root) { (void)root; }
+#endif
 
 typedef struct step_run {
     lb_ctx *ctx;
@@ -198,14 +191,14 @@ int bench_step(const bench_step_opts *o)
         lb_ctx_free(ctx);
         return 1;
     }
-    char *torch = NULL;
+    cJSON *torch = NULL;
     if (o->torch_json) {
-#ifndef HAVE_CJSON
+#ifdef HAVE_CJSON
+        torch = load_torch(ctx, o->torch_json);
+#else
         fprintf(stderr, "lowbit bench: --torch needs a build with cJSON\n");
-        lb_ctx_free(ctx);
-        return 1;
 #endif
-        if (!(torch = read_text(o->torch_json))) {
+        if (!torch) {
             lb_ctx_free(ctx);
             return 1;
         }
@@ -213,7 +206,7 @@ int bench_step(const bench_step_opts *o)
     FILE *csv = NULL;
     if (o->csv_path && !(csv = fopen(o->csv_path, "w"))) {
         fprintf(stderr, "lowbit bench: cannot write %s\n", o->csv_path);
-        free(torch);
+        cJSON_Delete(torch);
         lb_ctx_free(ctx);
         return 1;
     }
@@ -291,7 +284,7 @@ int bench_step(const bench_step_opts *o)
         }
     }
     if (csv) fclose(csv);
-    free(torch);
+    cJSON_Delete(torch);
     lb_ctx_free(ctx);
     return status;
 }
