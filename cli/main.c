@@ -1,5 +1,9 @@
 /* cli/main.c — the `lowbit` program: dispatch to subcommands. */
 #include "config.h"
+
+#ifdef HAVE_MALLOPT
+#include <malloc.h>
+#endif
 #include "cli.h"
 
 #include <stdio.h>
@@ -75,8 +79,23 @@ static void print_usage(FILE *f)
     fprintf(f, "\n`lowbit COMMAND --help` describes each command's options.\n");
 }
 
+/* The library allocates its large work buffers per call (tens of MB for a
+ * layer of a training step). glibc would return such blocks to the kernel on
+ * free and fault fresh zeroed pages in on the next call; keeping freed memory
+ * in the process (no trimming, no mmap for large blocks) turns those page
+ * faults into reuse. A program's allocation policy, so it is set here and not
+ * in the library. */
+static void keep_freed_memory(void)
+{
+#ifdef HAVE_MALLOPT
+    mallopt(M_MMAP_THRESHOLD, 32 << 20); /* glibc's largest: 32 MiB */
+    mallopt(M_TRIM_THRESHOLD, -1);
+#endif
+}
+
 int main(int argc, char **argv)
 {
+    keep_freed_memory();
     if (argc < 2) {
         print_usage(stderr);
         return CLI_EXIT_USAGE;

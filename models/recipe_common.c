@@ -381,6 +381,25 @@ void rc_accumulate(float *dst, const float *src, int64_t n)
     for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
+/* Columns per block of rc_bias_grad: its double partial sums stay in L1. */
+#define BIAS_BLOCK 64
+
+void rc_bias_grad(float *dbias, const float *dout, int64_t N, int64_t OC)
+{
+#pragma omp parallel for schedule(static) if (N * OC >= 65536)
+    for (int64_t o0 = 0; o0 < OC; o0 += BIAS_BLOCK) {
+        const int64_t m = OC - o0 < BIAS_BLOCK ? OC - o0 : BIAS_BLOCK;
+        double acc[BIAS_BLOCK];
+        for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            const float *row = dout + n * OC + o0;
+#pragma omp simd
+            for (int64_t k = 0; k < m; k++) acc[k] += (double)row[k];
+        }
+        for (int64_t k = 0; k < m; k++) dbias[o0 + k] += (float)acc[k];
+    }
+}
+
 /* ------------------------------------------------------- integer GEMMs */
 
 /* C (M, N) = op(A) · op(B) on the cpu kernels with the all-zero rows of the

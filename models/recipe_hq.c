@@ -241,12 +241,7 @@ static lb_status hq_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     if (r->opt.bit_split == LB_RECIPE_BS_NONE) {
         st = backward_no_split(r, ctx, &cfg, s, where->step, dout, gx, gw, &gsx, &gsw, &g_scale);
         if (st != LB_OK) return st;
-        if (dbias)
-            for (int64_t o = 0; o < OC; o++) {
-                double sum = 0.0;
-                for (int64_t n = 0; n < N; n++) sum += (double)dout[n * OC + o];
-                dbias[o] += (float)sum;
-            }
+        if (dbias) rc_bias_grad(dbias, dout, N, OC);
     } else {
         float *gb = rc_scratch(r, ctx, 3, (size_t)(OC > 0 ? OC : 1) * sizeof(float), &st);
         if (!gb) return st;
@@ -254,10 +249,15 @@ static lb_status hq_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
         memset(&trace, 0, sizeof trace);
         trace.mask_weight = masks;
         trace.mask_input = masks + 2 * N;
+        /* the cpu backend sums ∇b itself on threads (the oracle's order) */
+        const int own_bias = dbias && s->fast;
         st = lb_qlinear_hq_backward_ref(ctx, &cfg, hs, (uint64_t)where->step, dout, gx, gw,
-                                        dbias ? gb : NULL, &gsx, &gsw, &trace);
+                                        dbias && !own_bias ? gb : NULL, &gsx, &gsw, &trace);
         if (st != LB_OK) return st;
-        if (dbias) rc_accumulate(dbias, gb, OC);
+        if (own_bias)
+            rc_bias_grad(dbias, dout, N, OC);
+        else if (dbias)
+            rc_accumulate(dbias, gb, OC);
         g_scale = trace.fine_scale;
         int64_t kw = 0, kx = 0;
         for (int64_t i = 0; i < 2 * N; i++) kw += masks[i], kx += masks[2 * N + i];

@@ -142,12 +142,7 @@ static lb_status int8_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     if ((st = lb_gemm_i8_hooked(&h, ctx, 1, 0, OC, C, N, g, s->x_codes, z)) != LB_OK) return st;
     const float c = g_scale * s->x_scale;
     for (int64_t i = 0; i < OC * C; i++) dweight[i] += c * (float)z[i];
-    if (dbias)
-        for (int64_t o = 0; o < OC; o++) {
-            double sum = 0.0;
-            for (int64_t n = 0; n < N; n++) sum += (double)dout[n * OC + o];
-            dbias[o] += (float)sum;
-        }
+    if (dbias) rc_bias_grad(dbias, dout, N, OC);
     rc_stat(s, S_G_SCALE, g_scale);
     rc_stat(s, S_G_ZERO, nonzero > 0 ? (double)zeros / (double)nonzero : 0.0);
     return LB_OK;

@@ -308,7 +308,8 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
     double *acc_x = lb_alloc(nz(N * D) * sizeof *acc_x); // (N, D)
     float *gw_h = lb_alloc(nz(C * D) * sizeof *gw_h);    // (C, D) G_W
     float *gx_h = lb_alloc(nz(N * D) * sizeof *gx_h);    // (N, D) G_X
-    if (!hi || !lo || !score || !p_w || !p_x || !wt_w || !wt_x || !m_w || !m_x || !rows || !wrow || !ga ||
+    double *acc_b = lb_alloc(nz(C) * sizeof *acc_b);     // (C) Σ_i ∇Y
+    if (!acc_b || !hi || !lo || !score || !p_w || !p_x || !wt_w || !wt_x || !m_w || !m_x || !rows || !wrow || !ga ||
         !gb || !zi || !acc_w || !acc_x || !gw_h || !gx_h) {
         st = lb_error(ctx, LB_ERR_NOMEM, "qlinear hq backward: out of memory");
         goto done;
@@ -405,13 +406,13 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
     if (grad_step_x) *grad_step_x = gsx;
     if (grad_step_w) *grad_step_w = gsw;
 
-    /* 7. Bias gradient (float, not quantized). */
+    /* 7. Bias gradient (float, not quantized): every column summed in double
+     * in increasing i, visited row by row (the row-major order of ∇Y). */
     if (grad_b) {
-        for (int64_t c = 0; c < C; c++) {
-            double s = 0.0;
-            for (int64_t i = 0; i < N; i++) s += (double)grad_y[i * C + c];
-            grad_b[c] = (float)s;
-        }
+        for (int64_t c = 0; c < C; c++) acc_b[c] = 0.0;
+        for (int64_t i = 0; i < N; i++)
+            for (int64_t c = 0; c < C; c++) acc_b[c] += (double)grad_y[i * C + c];
+        for (int64_t c = 0; c < C; c++) grad_b[c] = (float)acc_b[c];
     }
 
     if (trace) {
@@ -444,5 +445,6 @@ done:
     lb_free(acc_x);
     lb_free(gw_h);
     lb_free(gx_h);
+    lb_free(acc_b);
     return st;
 }

@@ -73,9 +73,47 @@ static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_
     return LB_OK;
 }
 
+/* The exponent piece j of LUQ codes (lb_luq_gemm_ref's method): codes with
+ * k = |code| − 1 in [7j, 7j + 7) become ±2^(k − 7j), at most 64 in
+ * magnitude; the rest 0. *any = 1 when some piece is non-zero. Through
+ * quant->luq_piece when set (same integers). */
+static void luq_piece(const lb_qlinear_luq_quant_hooks *quant, const int8_t *codes, size_t n,
+                      int j, int8_t *piece, int *any)
+{
+    if (quant && quant->luq_piece) {
+        quant->luq_piece(quant->user, codes, n, j, piece, any);
+        return;
+    }
+    *any = 0;
+    for (size_t e = 0; e < n; e++) {
+        const int k = (codes[e] < 0 ? -codes[e] : codes[e]) - 1; /* -1 for a zero code */
+        int8_t v = 0;
+        if (k >= 7 * j && k < 7 * j + 7) {
+            v = (int8_t)(1 << (k - 7 * j));
+            if (codes[e] < 0) v = (int8_t)-v;
+            *any = 1;
+        }
+        piece[e] = v;
+    }
+}
+
+/* C (M, N) += 2^(7j) · op(piece) · op(B): one piece's int8 GEMM (through the
+ * hook; NULL: lb_gemm_i8_ref) into `part`, added exactly in int64. */
+static lb_status add_piece_product(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
+                                   int trans_b, int64_t M, int64_t N, int64_t K, int j,
+                                   const int8_t *piece, const int8_t *B, int32_t *part, int64_t *C)
+{
+    lb_status st = lb_gemm_i8_hooked(hook, ctx, trans_a, trans_b, M, N, K, piece, B, part);
+    if (st != LB_OK) return st;
+    const int64_t shift = (int64_t)1 << (7 * j);
+    const size_t mn = (size_t)M * (size_t)N;
+    for (size_t e = 0; e < mn; e++) C[e] += shift * (int64_t)part[e];
+    return LB_OK;
+}
+
 /* lb_luq_gemm_ref with the int8 GEMMs through a hook (NULL: lb_gemm_i8_ref)
  * and the exponent pieces through quant->luq_piece (quant NULL or the field
- * NULL: the loop below). */
+ * NULL: the loop of luq_piece). */
 static lb_status luq_gemm(const lb_gemm_i8_hook *hook, const lb_qlinear_luq_quant_hooks *quant,
                           lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                           int levels, const int8_t *A_codes, const int8_t *B, int64_t *C)
@@ -100,30 +138,13 @@ static lb_status luq_gemm(const lb_gemm_i8_hook *hook, const lb_qlinear_luq_quan
         st = lb_error(ctx, LB_ERR_NOMEM, "luq-gemm: cannot allocate %zu + %zu elements", mk, mn);
         goto done;
     }
-    /* Exponent pieces of 7 bits: k in [7j, 7j + 7) is stored as ±2^(k - 7j),
-     * at most 64 in magnitude, and its product is shifted back by 2^(7j).
-     * The layout of A (trans_a) is unchanged: the pieces are elementwise. */
+    /* The layout of A (trans_a) is unchanged: the pieces are elementwise. */
     for (int j = 0; 7 * j < levels; j++) {
-        int any = 0;
-        if (quant && quant->luq_piece) {
-            quant->luq_piece(quant->user, A_codes, mk, j, piece, &any);
-        } else {
-            for (size_t e = 0; e < mk; e++) {
-                const int k = (A_codes[e] < 0 ? -A_codes[e] : A_codes[e]) - 1; /* -1 for a zero code */
-                int8_t v = 0;
-                if (k >= 7 * j && k < 7 * j + 7) {
-                    v = (int8_t)(1 << (k - 7 * j));
-                    if (A_codes[e] < 0) v = (int8_t)-v;
-                    any = 1;
-                }
-                piece[e] = v;
-            }
-        }
+        int any;
+        luq_piece(quant, A_codes, mk, j, piece, &any);
         if (!any) continue; /* the product would be all zeros */
-        st = lb_gemm_i8_hooked(hook, ctx, trans_a, trans_b, M, N, K, piece, B, part);
+        st = add_piece_product(hook, ctx, trans_a, trans_b, M, N, K, j, piece, B, part, C);
         if (st != LB_OK) goto done;
-        const int64_t shift = (int64_t)1 << (7 * j);
-        for (size_t e = 0; e < mn; e++) C[e] += shift * (int64_t)part[e];
     }
 done:
     lb_free(piece);
@@ -209,10 +230,12 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
     if (st != LB_OK) return st;
 
     int8_t *codes = lb_alloc(nc ? nc : 1);
+    int8_t *piece = lb_alloc(nc ? nc : 1);
+    int32_t *part = lb_alloc((nd > cd ? nd : cd ? cd : 1) * sizeof *part);
     int64_t *zx = lb_calloc(nd ? nd : 1, sizeof *zx);
     int64_t *zw = lb_calloc(cd ? cd : 1, sizeof *zw);
     int64_t *zb = lb_calloc(C ? (size_t)C : 1, sizeof *zb);
-    if (!codes || !zx || !zw || !zb) {
+    if (!codes || !piece || !part || !zx || !zw || !zb) {
         st = lb_error(ctx, LB_ERR_NOMEM, "qlinear-luq backward: cannot allocate buffers");
         goto done;
     }
@@ -222,12 +245,19 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
         p.sample = cfg->luq.sample + (uint64_t)s;
         st = q_luq(cfg, ctx, &p, dY, nc, codes);
         if (st != LB_OK) goto done;
-        /* ∇X (N, D) += δ_q (N, C) · W_q (C, D): reduction over C. */
-        st = luq_gemm(&cfg->gemm, &cfg->quant, ctx, 0, 0, N, D, C, p.levels, codes, W_codes, zx);
-        if (st != LB_OK) goto done;
-        /* ∇W (C, D) += δ_q^T (C, N) · X_q (N, D): δ_q stored (N, C) → trans_a. */
-        st = luq_gemm(&cfg->gemm, &cfg->quant, ctx, 1, 0, C, D, N, p.levels, codes, X_codes, zw);
-        if (st != LB_OK) goto done;
+        /* The two GEMMs of lb_luq_gemm_ref's method, sharing each exponent
+         * piece δ_j of δ_q = Σ_j 2^(7j) δ_j. */
+        for (int j = 0; 7 * j < p.levels; j++) {
+            int any;
+            luq_piece(&cfg->quant, codes, nc, j, piece, &any);
+            if (!any) continue;
+            /* ∇X (N, D) += δ_j (N, C) · W_q (C, D): reduction over C. */
+            st = add_piece_product(&cfg->gemm, ctx, 0, 0, N, D, C, j, piece, W_codes, part, zx);
+            if (st != LB_OK) goto done;
+            /* ∇W (C, D) += δ_j^T (C, N) · X_q (N, D): δ_j stored (N, C) → trans_a. */
+            st = add_piece_product(&cfg->gemm, ctx, 1, 0, C, D, N, j, piece, X_codes, part, zw);
+            if (st != LB_OK) goto done;
+        }
         for (int64_t n = 0; n < N; n++)
             for (int64_t c = 0; c < C; c++) zb[c] += lb_luq_code_to_int(codes[n * C + c]);
     }
@@ -241,6 +271,8 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
     if (alpha_out) *alpha_out = alpha;
 done:
     lb_free(codes);
+    lb_free(piece);
+    lb_free(part);
     lb_free(zx);
     lb_free(zw);
     lb_free(zb);
