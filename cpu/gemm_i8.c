@@ -242,6 +242,43 @@ int64_t lb_packed_i8_n(const lb_packed_i8 *p) { return p ? p->N : 0; }
         else ((int8_t *)(dst))[idx] = (int8_t)(v);                                          \
     } while (0)
 
+/* Four 32-bit lanes in the compiler's generic vector extension (SSE2 on any
+ * x86-64, NEON elsewhere); shuffles through the compiler's builtin. */
+typedef uint32_t u32x4 __attribute__((vector_size(16)));
+#if defined(__clang__)
+#define SHUF4(a, b, i, j, k, l) __builtin_shufflevector((a), (b), i, j, k, l)
+#else
+#define SHUF4(a, b, i, j, k, l) __builtin_shuffle((a), (b), (u32x4){i, j, k, l})
+#endif
+
+/* Packs the whole k-groups of 8 full rows (src (8, K), row stride K) in
+ * steps of four k-groups into the U8X panel layout (k-group, row) of 4-byte
+ * groups: rows 0-3 and 4-7 each go through a 4x4 dword transpose, every byte
+ * xor 0x80. Returns the number of k-groups written (a multiple of 4). */
+static int64_t pack_u8x_rows8(const int8_t *src, int64_t K, unsigned char *pd)
+{
+    const u32x4 flip = {0x80808080u, 0x80808080u, 0x80808080u, 0x80808080u};
+    int64_t kg = 0;
+    for (; (kg + 4) * 4 <= K; kg += 4) {
+        u32x4 r[8];
+        for (int i = 0; i < 8; i++) {
+            memcpy(&r[i], src + i * K + kg * 4, 16);
+            r[i] ^= flip;
+        }
+        for (int h = 0; h < 2; h++) {
+            const u32x4 *q = r + 4 * h;
+            const u32x4 t0 = SHUF4(q[0], q[1], 0, 4, 1, 5); /* a0 b0 a1 b1 */
+            const u32x4 t1 = SHUF4(q[2], q[3], 0, 4, 1, 5); /* c0 d0 c1 d1 */
+            const u32x4 t2 = SHUF4(q[0], q[1], 2, 6, 3, 7); /* a2 b2 a3 b3 */
+            const u32x4 t3 = SHUF4(q[2], q[3], 2, 6, 3, 7); /* c2 d2 c3 d3 */
+            const u32x4 g[4] = {SHUF4(t0, t1, 0, 1, 4, 5), SHUF4(t0, t1, 2, 3, 6, 7),
+                                SHUF4(t2, t3, 0, 1, 4, 5), SHUF4(t2, t3, 2, 3, 6, 7)};
+            for (int j = 0; j < 4; j++) memcpy(pd + (size_t)((kg + j) * 8 + 4 * h) * 4, &g[j], 16);
+        }
+    }
+    return kg;
+}
+
 /* Packs rows m0 .. m0+mc-1 of op(A) into ceil(mc / MR) panels (kgroups, MR,
  * G), rows past mc and k past K padded with the kind's encoding of 0. The
  * always_inline body is instantiated per (kind, fmt, trans_a) so the inner
@@ -271,6 +308,30 @@ pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const v
                         const int8_t v = (src && pi * MR + r < mc) ? src[r] : 0;
                         A_STORE(kind, pd, base + r * G, v);
                     }
+                }
+            }
+        }
+        return;
+    }
+    if (kind == LB_APACK_U8X && fmt == LB_INT_S8 && MR == 8) {
+        /* A stored (M, K), VNNI encoding: each k-group is 4 bytes of one row,
+         * stored with the 0x80 of every byte flipped, the panel in order
+         * (k-group, row). Full panels move 16 bytes (4 k-groups) of each of
+         * the 8 rows at a time through a 4x4 dword transpose per half. */
+        for (int64_t pi = 0; pi < npan; pi++) {
+            unsigned char *pd = dst + (size_t)pi * panel_bytes;
+            const int64_t rows = mc - pi * MR < MR ? mc - pi * MR : MR;
+            const int8_t *src = A8 + (m0 + pi * MR) * K;
+            int64_t kg = 0;
+            if (rows == MR) kg = pack_u8x_rows8(src, K, pd);
+            for (; kg < kgroups; kg++) {
+                for (int r = 0; r < MR; r++) {
+                    unsigned char w[4] = {0x80, 0x80, 0x80, 0x80};
+                    for (int i = 0; i < 4 && r < rows; i++) {
+                        const int64_t k = kg * 4 + i;
+                        if (k < K) w[i] = (unsigned char)((uint8_t)src[r * K + k] ^ 0x80u);
+                    }
+                    memcpy(pd + (size_t)(kg * MR + r) * 4, w, 4);
                 }
             }
         }

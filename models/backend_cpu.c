@@ -38,6 +38,7 @@
 #endif
 
 #include "lowbit/backend.h"
+#include "../runtime/clones.h"
 
 /* The serial reference kernels, reused per thread below; not all are used. */
 #pragma GCC diagnostic ignored "-Wunused-function"
@@ -84,18 +85,29 @@ static void linear_forward_cpu(float *out, const float *inp, const float *weight
 #endif
 }
 
+/* Columns o0..o1-1 of bias_backward_cpu (independent columns: the same bits
+ * on every ISA clone). */
+LB_ISA_CLONES
+static void bias_backward_chunk(float *dbias, const float *dout, int64_t N, int64_t OC, int64_t o0,
+                                int64_t o1)
+{
+    float acc[COL_CHUNK] = {0};
+    for (int64_t n = 0; n < N; n++) {
+        const float *row = dout + n * OC;
+#pragma omp simd
+        for (int64_t o = o0; o < o1; o++) acc[o - o0] += row[o];
+    }
+    for (int64_t o = o0; o < o1; o++) dbias[o] += acc[o - o0];
+}
+
 /* dbias (OC) += column sums of dout (N, OC), in row order per column. */
 static void bias_backward_cpu(float *dbias, const float *dout, int64_t N, int64_t OC)
 {
     const int64_t chunks = (OC + COL_CHUNK - 1) / COL_CHUNK;
 #pragma omp parallel for schedule(static) if (N * OC >= PAR_MIN)
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t o0 = c * COL_CHUNK, o1 = o0 + COL_CHUNK < OC ? o0 + COL_CHUNK : OC;
-        float acc[COL_CHUNK] = {0};
-        for (int64_t n = 0; n < N; n++)
-            for (int64_t o = o0; o < o1; o++) acc[o - o0] += dout[n * OC + o];
-        for (int64_t o = o0; o < o1; o++) dbias[o] += acc[o - o0];
-    }
+    for (int64_t c = 0; c < chunks; c++)
+        bias_backward_chunk(dbias, dout, N, OC, c * COL_CHUNK,
+                            c * COL_CHUNK + COL_CHUNK < OC ? c * COL_CHUNK + COL_CHUNK : OC);
 }
 
 static void linear_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
@@ -145,6 +157,46 @@ static void layernorm_forward_cpu(float *out, float *mean, float *rstd, const fl
                                  C, eps);
 }
 
+/* The input gradient of one row (the same loop as ref; its sums are
+ * sequential, so every ISA clone gives ref's bits). */
+LB_ISA_CLONES
+static void layernorm_backward_row(float *dx, const float *dy, const float *x,
+                                   const float *weight, float m, float s, int64_t C)
+{
+    float dnorm_mean = 0, dnorm_norm_mean = 0;
+    for (int64_t i = 0; i < C; i++) {
+        const float norm = (x[i] - m) * s;
+        const float dnorm = weight[i] * dy[i];
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * norm;
+    }
+    dnorm_mean = dnorm_mean / (float)C;
+    dnorm_norm_mean = dnorm_norm_mean / (float)C;
+    for (int64_t i = 0; i < C; i++) {
+        const float norm = (x[i] - m) * s;
+        const float dnorm = weight[i] * dy[i];
+        dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+}
+
+/* Channels i0..i1-1 of the LayerNorm parameter gradients, rows in order. */
+LB_ISA_CLONES
+static void layernorm_params_backward_chunk(float *dweight, float *dbias, const float *dout,
+                                            const float *inp, const float *mean,
+                                            const float *rstd, int64_t N, int64_t C, int64_t i0,
+                                            int64_t i1)
+{
+    for (int64_t n = 0; n < N; n++) {
+        const float *x = inp + n * C, *dy = dout + n * C;
+        const float m = mean[n], s = rstd[n];
+#pragma omp simd
+        for (int64_t i = i0; i < i1; i++) {
+            dweight[i] += (x[i] - m) * s * dy[i];
+            dbias[i] += dy[i];
+        }
+    }
+}
+
 static void layernorm_backward_cpu(float *dinp, float *dweight, float *dbias, const float *dout,
                                    const float *inp, const float *weight, const float *mean,
                                    const float *rstd, int64_t N, int64_t C)
@@ -154,38 +206,15 @@ static void layernorm_backward_cpu(float *dinp, float *dweight, float *dbias, co
     {
         // input gradient: row by row (the same loop as ref)
 #pragma omp for schedule(static)
-        for (int64_t n = 0; n < N; n++) {
-            const float *x = inp + n * C, *dy = dout + n * C;
-            float *dx = dinp + n * C;
-            const float m = mean[n], s = rstd[n];
-            float dnorm_mean = 0, dnorm_norm_mean = 0;
-            for (int64_t i = 0; i < C; i++) {
-                const float norm = (x[i] - m) * s;
-                const float dnorm = weight[i] * dy[i];
-                dnorm_mean += dnorm;
-                dnorm_norm_mean += dnorm * norm;
-            }
-            dnorm_mean = dnorm_mean / (float)C;
-            dnorm_norm_mean = dnorm_norm_mean / (float)C;
-            for (int64_t i = 0; i < C; i++) {
-                const float norm = (x[i] - m) * s;
-                const float dnorm = weight[i] * dy[i];
-                dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
-            }
-        }
+        for (int64_t n = 0; n < N; n++)
+            layernorm_backward_row(dinp + n * C, dout + n * C, inp + n * C, weight, mean[n],
+                                   rstd[n], C);
         // parameter gradients: channel chunks, rows in order (as ref)
 #pragma omp for schedule(static)
-        for (int64_t c = 0; c < chunks; c++) {
-            const int64_t i0 = c * COL_CHUNK, i1 = i0 + COL_CHUNK < C ? i0 + COL_CHUNK : C;
-            for (int64_t n = 0; n < N; n++) {
-                const float *x = inp + n * C, *dy = dout + n * C;
-                const float m = mean[n], s = rstd[n];
-                for (int64_t i = i0; i < i1; i++) {
-                    dweight[i] += (x[i] - m) * s * dy[i];
-                    dbias[i] += dy[i];
-                }
-            }
-        }
+        for (int64_t c = 0; c < chunks; c++)
+            layernorm_params_backward_chunk(dweight, dbias, dout, inp, mean, rstd, N, C,
+                                            c * COL_CHUNK,
+                                            c * COL_CHUNK + COL_CHUNK < C ? c * COL_CHUNK + COL_CHUNK : C);
     }
 }
 
@@ -229,34 +258,46 @@ static inline void gelu_cdf_pdf(float x, float *cdf, float *pdf)
     *pdf = 0.398942280f * e;
 }
 
+/* Elements i0..i1-1 of the GELU forward / backward (elementwise: the same
+ * bits on every ISA clone). */
+LB_ISA_CLONES
+static void gelu_forward_range(float *out, const float *inp, int64_t i0, int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) {
+        float cdf, pdf;
+        gelu_cdf_pdf(inp[i], &cdf, &pdf);
+        out[i] = inp[i] * cdf;
+    }
+}
+
+LB_ISA_CLONES
+static void gelu_backward_range(float *dinp, const float *inp, const float *dout, int64_t i0,
+                                int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) {
+        float cdf, pdf;
+        gelu_cdf_pdf(inp[i], &cdf, &pdf);
+        dinp[i] += (cdf + inp[i] * pdf) * dout[i];
+    }
+}
+
 static void gelu_forward_cpu(float *out, const float *inp, int64_t n)
 {
     const int64_t chunks = (n + PAR_MIN - 1) / PAR_MIN;
 #pragma omp parallel for schedule(static) if (chunks > 4)
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t i1 = (c + 1) * PAR_MIN < n ? (c + 1) * PAR_MIN : n;
-#pragma omp simd
-        for (int64_t i = c * PAR_MIN; i < i1; i++) {
-            float cdf, pdf;
-            gelu_cdf_pdf(inp[i], &cdf, &pdf);
-            out[i] = inp[i] * cdf;
-        }
-    }
+    for (int64_t c = 0; c < chunks; c++)
+        gelu_forward_range(out, inp, c * PAR_MIN, (c + 1) * PAR_MIN < n ? (c + 1) * PAR_MIN : n);
 }
 
 static void gelu_backward_cpu(float *dinp, const float *inp, const float *dout, int64_t n)
 {
     const int64_t chunks = (n + PAR_MIN - 1) / PAR_MIN;
 #pragma omp parallel for schedule(static) if (chunks > 4)
-    for (int64_t c = 0; c < chunks; c++) {
-        const int64_t i1 = (c + 1) * PAR_MIN < n ? (c + 1) * PAR_MIN : n;
-#pragma omp simd
-        for (int64_t i = c * PAR_MIN; i < i1; i++) {
-            float cdf, pdf;
-            gelu_cdf_pdf(inp[i], &cdf, &pdf);
-            dinp[i] += (cdf + inp[i] * pdf) * dout[i];
-        }
-    }
+    for (int64_t c = 0; c < chunks; c++)
+        gelu_backward_range(dinp, inp, dout, c * PAR_MIN,
+                            (c + 1) * PAR_MIN < n ? (c + 1) * PAR_MIN : n);
 }
 
 static void add_cpu(float *out, const float *a, const float *b, int64_t n)
@@ -328,13 +369,19 @@ static void meanpool_backward_cpu(float *dinp, const float *dout, const uint8_t 
 
 /* Attention, one (b, h) pair per task; the same math as ref's
  * attention_forward_head / attention_backward_head with vectorised dot
- * products (omp simd reductions) and the polynomial exp. */
+ * products and the polynomial exp. */
+
+/* Σ a_i b_i in eight partial sums (lane i mod 8, each in increasing i), added
+ * as a fixed tree: one order on every ISA (a vector of 8 or 16 floats, or
+ * none), with no horizontal reduction chain after the short head-size loops. */
 static inline float dot_simd(const float *a, const float *b, int64_t n)
 {
-    float acc = 0;
-#pragma omp simd reduction(+ : acc)
-    for (int64_t i = 0; i < n; i++) acc += a[i] * b[i];
-    return acc;
+    float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) acc[l] += a[i + l] * b[i + l];
+    for (int l = 0; i < n; i++, l++) acc[l] += a[i] * b[i];
+    return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
 static inline int key_ok(const lb_attention_shape *s, const uint8_t *key_mask, int64_t b,
@@ -350,55 +397,125 @@ static inline float clip_weight(const lb_attention_shape *s, float p)
     return y < 0 ? 0.0f : (y > 1 ? 1.0f : y);
 }
 
+/* One (b, h) pair of attention_forward_cpu (its dot products are omp simd
+ * reductions: their order follows the ISA clone, within the tolerance above). */
+LB_ISA_CLONES
+static void attention_forward_pair(int64_t bh, float *out, float *probs, float *context,
+                                   float *gate, const float *qkv, const uint8_t *key_mask,
+                                   const float *gate_in, const float *gate_w,
+                                   const float *gate_b, const lb_attention_shape *s)
+{
+    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH;
+    const float scale = 1.0f / sqrtf((float)hs);
+    const int64_t b = bh / NH, h = bh % NH;
+    for (int64_t t = 0; t < T; t++) {
+        float *p = probs + (bh * T + t) * T;                  // (T)
+        const float *q = qkv + (b * T + t) * 3 * C + h * hs;  // (hs)
+        float maxval = -INFINITY;
+        int any = 0;
+        for (int64_t j = 0; j < T; j++) {
+            p[j] = 0;
+            if (!key_ok(s, key_mask, b, t, j)) continue;
+            p[j] = dot_simd(q, qkv + (b * T + j) * 3 * C + C + h * hs, hs) * scale;
+            maxval = any && maxval >= p[j] ? maxval : p[j];
+            any = 1;
+        }
+        float *c = (s->gated ? context : out) + (b * T + t) * C + h * hs; // (hs)
+        for (int64_t i = 0; i < hs; i++) c[i] = 0;
+        if (any) {
+            float sum = 0;
+            for (int64_t j = 0; j < T; j++) {
+                if (!key_ok(s, key_mask, b, t, j)) continue;
+                p[j] = exp_neg_fast(p[j] - maxval);
+                sum += p[j];
+            }
+            const float inv = 1.0f / sum;
+            for (int64_t j = 0; j < T; j++) {
+                if (!key_ok(s, key_mask, b, t, j)) continue;
+                p[j] *= inv;
+                const float y = clip_weight(s, p[j]);
+                const float *v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+#pragma omp simd
+                for (int64_t i = 0; i < hs; i++) c[i] += y * v[i];
+            }
+        }
+        if (s->gated) {
+            const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
+                            gate_b[h];
+            const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
+                                    : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
+            gate[bh * T + t] = pi;
+            float *o = out + (b * T + t) * C + h * hs;
+            for (int64_t i = 0; i < hs; i++) o[i] = pi * c[i];
+        }
+    }
+}
+
 static void attention_forward_cpu(float *out, float *probs, float *context, float *gate,
                                   const float *qkv, const uint8_t *key_mask, const float *gate_in,
                                   const float *gate_w, const float *gate_b,
                                   const lb_attention_shape *s)
 {
-    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = s->B * NH;
-    const float scale = 1.0f / sqrtf((float)hs);
+    const int64_t T = s->T, hs = s->C / s->NH, BH = s->B * s->NH;
 #pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
-    for (int64_t bh = 0; bh < BH; bh++) {
-        const int64_t b = bh / NH, h = bh % NH;
-        for (int64_t t = 0; t < T; t++) {
-            float *p = probs + (bh * T + t) * T;                  // (T)
-            const float *q = qkv + (b * T + t) * 3 * C + h * hs;  // (hs)
-            float maxval = -INFINITY;
-            int any = 0;
-            for (int64_t j = 0; j < T; j++) {
-                p[j] = 0;
-                if (!key_ok(s, key_mask, b, t, j)) continue;
-                p[j] = dot_simd(q, qkv + (b * T + j) * 3 * C + C + h * hs, hs) * scale;
-                maxval = any && maxval >= p[j] ? maxval : p[j];
-                any = 1;
-            }
-            float *c = (s->gated ? context : out) + (b * T + t) * C + h * hs; // (hs)
-            for (int64_t i = 0; i < hs; i++) c[i] = 0;
-            if (any) {
-                float sum = 0;
-                for (int64_t j = 0; j < T; j++) {
-                    if (!key_ok(s, key_mask, b, t, j)) continue;
-                    p[j] = exp_neg_fast(p[j] - maxval);
-                    sum += p[j];
-                }
-                const float inv = 1.0f / sum;
-                for (int64_t j = 0; j < T; j++) {
-                    if (!key_ok(s, key_mask, b, t, j)) continue;
-                    p[j] *= inv;
-                    const float y = clip_weight(s, p[j]);
-                    const float *v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+    for (int64_t bh = 0; bh < BH; bh++)
+        attention_forward_pair(bh, out, probs, context, gate, qkv, key_mask, gate_in, gate_w,
+                               gate_b, s);
+}
+
+/* One (b, h) pair of attention_backward_cpu (same tolerance as the forward). */
+LB_ISA_CLONES
+static void attention_backward_pair(int64_t bh, float *dqkv, float *dgate_in, float *dgate_logit,
+                                    float *u_all, const float *dout, const float *qkv,
+                                    const float *probs, const float *context, const float *gate,
+                                    const uint8_t *key_mask, const float *gate_w,
+                                    const lb_attention_shape *s)
+{
+    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH;
+    const float scale = 1.0f / sqrtf((float)hs);
+    const float stretch = s->zeta - s->gamma;
+    const int64_t b = bh / NH, h = bh % NH;
+    float *u = u_all + bh * T;
+    for (int64_t t = 0; t < T; t++) {
+        const float *p = probs + (bh * T + t) * T;
+        const float *dy_out = dout + (b * T + t) * C + h * hs;
+        float pi = 1;
+        if (s->gated) {
+            pi = gate[bh * T + t];
+            const float dz = pi * (1 - pi) * dot_simd(dy_out, context + (b * T + t) * C + h * hs, hs);
+            dgate_logit[bh * T + t] = dz;
+            float *dx = dgate_in + (b * T + t) * C + h * hs;
+            const float *w = gate_w + h * hs;
+            for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
+        }
+        float pu = 0;
+        for (int64_t j = 0; j < T; j++) {
+            u[j] = 0;
+            if (!key_ok(s, key_mask, b, t, j)) continue;
+            const float y = clip_weight(s, p[j]);
+            const float *v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
+            float *dv = dqkv + (b * T + j) * 3 * C + 2 * C + h * hs;
 #pragma omp simd
-                    for (int64_t i = 0; i < hs; i++) c[i] += y * v[i];
-                }
+            for (int64_t i = 0; i < hs; i++) dv[i] += y * (pi * dy_out[i]);
+            float dydj = pi * dot_simd(dy_out, v, hs);
+            if (s->clipped) {
+                const float sj = stretch * p[j] + s->gamma;
+                dydj = (sj >= 0 && sj <= 1) ? stretch * dydj : 0.0f;
             }
-            if (s->gated) {
-                const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
-                                gate_b[h];
-                const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
-                                        : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
-                gate[bh * T + t] = pi;
-                float *o = out + (b * T + t) * C + h * hs;
-                for (int64_t i = 0; i < hs; i++) o[i] = pi * c[i];
+            u[j] = dydj;
+            pu += dydj * p[j];
+        }
+        const float *q = qkv + (b * T + t) * 3 * C + h * hs;
+        float *dq = dqkv + (b * T + t) * 3 * C + h * hs;
+        for (int64_t j = 0; j < T; j++) {
+            if (!key_ok(s, key_mask, b, t, j)) continue;
+            const float dx = p[j] * (u[j] - pu) * scale;
+            const float *k = qkv + (b * T + j) * 3 * C + C + h * hs;
+            float *dk = dqkv + (b * T + j) * 3 * C + C + h * hs;
+#pragma omp simd
+            for (int64_t i = 0; i < hs; i++) {
+                dq[i] += dx * k[i];
+                dk[i] += dx * q[i];
             }
         }
     }
@@ -411,58 +528,12 @@ static void attention_backward_cpu(float *dqkv, float *dgate_in, float *dgate_w,
                                    const float *gate_w, const lb_attention_shape *s)
 {
     const int64_t B = s->B, T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = B * NH;
-    const float scale = 1.0f / sqrtf((float)hs);
-    const float stretch = s->zeta - s->gamma;
     float *dgate_logit = scratch;      // (B, NH, T)
     float *u_all = scratch + BH * T;   // (B, NH, T)
 #pragma omp parallel for schedule(static) if (BH * T * T * hs >= 8 * PAR_MIN)
-    for (int64_t bh = 0; bh < BH; bh++) {
-        const int64_t b = bh / NH, h = bh % NH;
-        float *u = u_all + bh * T;
-        for (int64_t t = 0; t < T; t++) {
-            const float *p = probs + (bh * T + t) * T;
-            const float *dy_out = dout + (b * T + t) * C + h * hs;
-            float pi = 1;
-            if (s->gated) {
-                pi = gate[bh * T + t];
-                const float dz = pi * (1 - pi) * dot_simd(dy_out, context + (b * T + t) * C + h * hs, hs);
-                dgate_logit[bh * T + t] = dz;
-                float *dx = dgate_in + (b * T + t) * C + h * hs;
-                const float *w = gate_w + h * hs;
-                for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
-            }
-            float pu = 0;
-            for (int64_t j = 0; j < T; j++) {
-                u[j] = 0;
-                if (!key_ok(s, key_mask, b, t, j)) continue;
-                const float y = clip_weight(s, p[j]);
-                const float *v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
-                float *dv = dqkv + (b * T + j) * 3 * C + 2 * C + h * hs;
-#pragma omp simd
-                for (int64_t i = 0; i < hs; i++) dv[i] += y * (pi * dy_out[i]);
-                float dydj = pi * dot_simd(dy_out, v, hs);
-                if (s->clipped) {
-                    const float sj = stretch * p[j] + s->gamma;
-                    dydj = (sj >= 0 && sj <= 1) ? stretch * dydj : 0.0f;
-                }
-                u[j] = dydj;
-                pu += dydj * p[j];
-            }
-            const float *q = qkv + (b * T + t) * 3 * C + h * hs;
-            float *dq = dqkv + (b * T + t) * 3 * C + h * hs;
-            for (int64_t j = 0; j < T; j++) {
-                if (!key_ok(s, key_mask, b, t, j)) continue;
-                const float dx = p[j] * (u[j] - pu) * scale;
-                const float *k = qkv + (b * T + j) * 3 * C + C + h * hs;
-                float *dk = dqkv + (b * T + j) * 3 * C + C + h * hs;
-#pragma omp simd
-                for (int64_t i = 0; i < hs; i++) {
-                    dq[i] += dx * k[i];
-                    dk[i] += dx * q[i];
-                }
-            }
-        }
-    }
+    for (int64_t bh = 0; bh < BH; bh++)
+        attention_backward_pair(bh, dqkv, dgate_in, dgate_logit, u_all, dout, qkv, probs, context,
+                                gate, key_mask, gate_w, s);
     if (s->gated) {
 #pragma omp parallel for schedule(static) if (B * T * C >= 4 * PAR_MIN)
         for (int64_t h = 0; h < NH; h++)

@@ -50,31 +50,53 @@
 #include "lowbit/ref/lsq.h"
 #include "lowbit/ref/uniform_quantizer.h"
 #include "recipe_internal.h"
+#include "../runtime/clones.h"
 
 enum { S_BLOCK, S_X_STEP, S_W_STEP, S_X_CLIP, S_W_CLIP, S_G_SCALE, S_KEPT_W, S_KEPT_X };
 static const char *const hq_stats[RC_MAX_STATS] = {
     "block", "x_step", "w_step", "x_clip", "w_clip", "g_scale", "lss_kept_w", "lss_kept_x", NULL};
 
-/* The ∇W rows with p < 1 on the cpu: the oracle's expression, threads over
- * the output rows c, every (c, d) summed in increasing r (same bits). */
+/* Output rows per tile of weighted_rows_cpu: their double accumulators
+ * (WEIGHTED_TILE · D) stay in L1/L2 while each x̂ row is read once per tile. */
+#define WEIGHTED_TILE 8
+
+/* Rows c0..c0+nc−1 of acc: for each kept row r in increasing r, every c of
+ * the tile adds weight[r] · (double)(h · x̂[rows[r], d]) (the oracle's
+ * expression, elementwise over d: the same bits on every ISA clone). */
+LB_ISA_CLONES
+static void weighted_tile(int64_t K, int64_t C, int64_t D, int64_t c0, int64_t nc,
+                          const int8_t *nibbles, int mult, const int64_t *rows,
+                          const double *weight, const int8_t *x_codes, double *acc)
+{
+    for (int64_t r = 0; r < K; r++) {
+        const int64_t i = rows[r];
+        const int8_t *h = nibbles + i * C + c0; // (nc)
+        const int8_t *x = x_codes + i * D;      // (D)
+        const double wgt = weight[r];
+        for (int64_t k = 0; k < nc; k++) {
+            const int hc = mult * (int)h[k];
+            if (hc == 0) continue; /* adds exactly +0.0: skipping is bit-identical */
+            double *a = acc + (c0 + k) * D; // (D)
+            /* independent elements: vectorising over d keeps every sum's order */
+#pragma omp simd
+            for (int64_t d = 0; d < D; d++) a[d] += wgt * (double)(hc * (int)x[d]);
+        }
+    }
+}
+
+/* The ∇W rows with p < 1 on the cpu (lb_hq_weighted_hook): threads over
+ * tiles of output rows; every (c, d) is still summed in increasing r. */
 static void weighted_rows_cpu(void *user, int64_t K, int64_t C, int64_t D, const int8_t *nibbles,
                               int mult, const int64_t *rows, const double *weight,
                               const int8_t *x_codes, double *acc)
 {
     (void)user;
+    const int64_t tiles = (C + WEIGHTED_TILE - 1) / WEIGHTED_TILE;
 #pragma omp parallel for schedule(static) if (K * C * D >= 65536)
-    for (int64_t c = 0; c < C; c++) {
-        double *a = acc + c * D; // (D)
-        for (int64_t r = 0; r < K; r++) {
-            const int64_t i = rows[r];
-            const int hc = mult * (int)nibbles[i * C + c];
-            if (hc == 0) continue;
-            const double wgt = weight[r];
-            const int8_t *x = x_codes + i * D; // (D)
-            /* independent elements: vectorising over d keeps every sum's order */
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) a[d] += wgt * (double)(hc * (int)x[d]);
-        }
+    for (int64_t t = 0; t < tiles; t++) {
+        const int64_t c0 = t * WEIGHTED_TILE;
+        const int64_t nc = C - c0 < WEIGHTED_TILE ? C - c0 : WEIGHTED_TILE;
+        weighted_tile(K, C, D, c0, nc, nibbles, mult, rows, weight, x_codes, acc);
     }
 }
 

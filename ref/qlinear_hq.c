@@ -26,6 +26,7 @@
 #include "lowbit/alloc.h"
 #include "lowbit/rng.h"
 
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -100,6 +101,11 @@ static lb_status reserve(lb_ctx *ctx, size_t n, size_t *capacity, int8_t **codes
 
 static lb_status check_finite(lb_ctx *ctx, const char *what, int64_t n, const float *x)
 {
+    /* one branch-free pass (|x| <= FLT_MAX is false for ±Inf and NaN), then
+     * the first offending index for the message */
+    int bad = 0;
+    for (int64_t i = 0; i < n; i++) bad |= !(fabsf(x[i]) <= FLT_MAX);
+    if (!bad) return LB_OK;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return lb_error(ctx, LB_ERR_NUMERIC, "qlinear hq: %s[%lld] = %g is not finite", what,
