@@ -4,7 +4,11 @@
  * that is NOT reduced: rows for row-wise ops, channels for column sums
  * (LayerNorm/bias/embedding gradients), (batch, head) pairs for attention.
  * No sum is ever split between threads, so the results do not depend on the
- * thread count (the sgemm calls excepted, see below).
+ * thread count (the sgemm calls excepted, see below). The per-task loops are
+ * compiled once per vector ISA (runtime/clones.h); their elementwise
+ * expressions and sequential sums give the same bits on every clone. The
+ * attention pairs' vectorised accumulations (c += y·v over the features)
+ * are elementwise too.
  *
  * Most operations are the reference loop nests of models/layers_impl.h and
  * are bit-identical to "ref". Three differ, for speed, within a tolerance
@@ -12,11 +16,11 @@
  *   - GELU: erf from a vectorisable approximation (Abramowitz & Stegun
  *     7.1.26 with a polynomial exp; |error| < 3e-7 absolute in erf), so
  *     GELU and its derivative match ref within 1e-6 (abs) + 1e-6 |x|;
- *   - attention: the dot products over head features are vectorised
- *     (`omp simd` reductions, i.e. summed in another order), or, from 32
- *     tokens on with OpenBLAS, the matmuls of each (batch, head) are sgemm
- *     calls; exp of the scores uses the same polynomial exp: within
- *     1e-5 + 1e-4 |ref|;
+ *   - attention: the dot products over head features are summed in eight
+ *     lanes added as a fixed tree (dot_simd: another order than ref's, the
+ *     same on every ISA), or, from 32 tokens on with OpenBLAS, the matmuls
+ *     of each (batch, head) are sgemm calls; exp of the scores uses the same
+ *     polynomial exp: within 1e-5 + 1e-4 |ref|;
  *   - linear layers with OpenBLAS (below).
  *
  * With OpenBLAS (HAVE_OPENBLAS) the three matmuls of a linear layer are
