@@ -19,8 +19,8 @@
  *                            rounding done by an exact float identity (below),
  *                            the Σ g·δ in double in increasing index, as the
  *                            reference
- *   Hadamard                 the transformed output of lb_hq_quantize_cpu
- *                            (the reference's double butterfly, exact)
+ *   Hadamard                 lb_hadamard_cpu (the reference's double
+ *                            butterfly, exact)
  *   SAWB, LUQ                lb_sawb_quantize_cpu, lb_luq_quantize_cpu (exact by contract)
  *   LUQ exponent pieces      a 256-entry table of the reference's expression
  */
@@ -222,25 +222,13 @@ static lb_status lsq_backward_cpu(void *user, lb_ctx *ctx, lb_lsq_range range,
     return LB_OK;
 }
 
-/* lb_hadamard_ref through the transformed output of lb_hq_quantize_cpu (its
- * codes, of step 1, are discarded); out may equal in. */
+/* lb_hadamard_ref through lb_hadamard_cpu (exact; out may equal in). */
 static lb_status hadamard_cpu(void *user, lb_ctx *ctx, int64_t rows, int64_t D, int64_t block,
                               const float *in, float *out)
 {
     (void)user;
-    if (rows <= 0 || D < 1 || !in || !out || !lb_hadamard_block_valid(D, block))
-        return lb_hadamard_ref(ctx, rows, D, block, in, out);
-    const size_t n = (size_t)(rows * D);
-    void *codes = lb_alloc(lb_s4_bytes((int64_t)n));
-    float *t = in == out ? lb_alloc(n * sizeof *t) : out; // (rows, D)
-    lb_status st = LB_ERR_NOMEM;
-    if (codes && t)
-        st = lb_hq_quantize_cpu(ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, rows, D, block, in,
-                                1.0f, LB_INT_S4, codes, NULL, t, NULL);
-    if (st == LB_OK && t != out) memcpy(out, t, n * sizeof *t);
-    lb_free(codes);
-    if (t != out) lb_free(t);
-    return st == LB_OK ? LB_OK : lb_hadamard_ref(ctx, rows, D, block, in, out);
+    if (lb_hadamard_cpu(ctx, rows, D, block, in, out) == LB_OK) return LB_OK;
+    return lb_hadamard_ref(ctx, rows, D, block, in, out);
 }
 
 static lb_status sawb_quantize_cpu(void *user, lb_ctx *ctx, const lb_sawb_params *params,

@@ -190,6 +190,14 @@ static void hq_case(path_ctx *p, int64_t rows, int64_t D, int64_t block, enum da
         check_same(p, "quotient", gq, wq, n, 4);
         check_same(p, "transformed", gt, wt, n, 4);
         check_same(p, "row_sq", gsq, wsq, rows, 8);
+        if (mode == 0 && kind != D_WIDE) { /* the transform alone, out of place and in place */
+            assert_int_equal(lb_hadamard_ref(NULL, rows, D, block, x, wt), LB_OK);
+            check_status(p, "hadamard", lb_hadamard_cpu(p->ctx, rows, D, block, x, gt), LB_OK);
+            check_same(p, "hadamard", gt, wt, n, 4);
+            memcpy(gt, x, (size_t)n * sizeof *gt);
+            check_status(p, "hadamard in place", lb_hadamard_cpu(p->ctx, rows, D, block, gt, gt), LB_OK);
+            check_same(p, "hadamard in place", gt, wt, n, 4);
+        }
         /* packed int4, codes only */
         pack_s4(want, n, w4);
         memset(g4, 0xa5, (size_t)lb_s4_bytes(n));

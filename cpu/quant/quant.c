@@ -282,6 +282,29 @@ lb_status lb_hq_quantize_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding roundi
     return hq_run(ctx, k, rows, &job);
 }
 
+lb_status lb_hadamard_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, const float *in,
+                          float *out)
+{
+    lb_status st = hq_check(ctx, rows, D, block, in);
+    if (st != LB_OK) return st;
+    if (rows > 0 && !out) return lb_error(ctx, LB_ERR_ARG, "hadamard: NULL output");
+    const lbq_kernels *k;
+    if ((st = select_kernels(ctx, &k)) != LB_OK || rows == 0) return st;
+    lbq_hq_job job;
+    memset(&job, 0, sizeof job);
+    job.D = D;
+    job.block = block;
+    job.log2_block = lb_hadamard_log2(block);
+    job.norm = hadamard_norm(job.log2_block);
+    job.x = in;
+    job.step = 1.0f;
+    job.rounding = LB_ROUND_HALF_EVEN;
+    job.codes.fmt = LB_INT_S8;
+    job.codes.base = NULL; /* transform only */
+    job.transformed = out;
+    return hq_run(ctx, k, rows, &job);
+}
+
 lb_status lb_hq_init_step_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, const float *x,
                               float *step)
 {

@@ -83,6 +83,13 @@ lb_status lb_hq_quantize_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding roundi
                              int64_t D, int64_t block, const float *x, float step, lb_int_format fmt,
                              void *codes, float *quotient, float *transformed, int64_t *row_sq);
 
+/* out (rows, D) = in · BlockDiag(H, ..., H), exact against lb_hadamard_ref:
+ * the HQ pass above without the quantizer (its transformed output only).
+ * out may equal in. Non-finite input gives LB_ERR_NUMERIC (the reference
+ * propagates it instead; callers that need its result call it then). */
+lb_status lb_hadamard_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, const float *in,
+                          float *out);
+
 /* The LSQ initial step of x·H_b, exact against lb_hq_init_step_ref: the
  * transform as above (vectorised); the Σ|t| of lb_lsq_init_step_ref is
  * sequential in increasing index order by definition, so it runs on one

@@ -22,6 +22,8 @@
  * Row tails shorter than a vector use the scalar code of quant_scalar.h.
  */
 #include "config.h"
+
+#include <string.h>
 #include "../quant_scalar.h"
 
 #include <immintrin.h>
@@ -261,6 +263,10 @@ static int hq_rows_avx2(const lbq_hq_job *j, int64_t r0, int64_t r1, const lbq_s
                     lbq_fwht(s->blockd, b);
                     for (int64_t e = 0; e < b; e++) s->t[i + e] = (float)(s->blockd[e] * j->norm);
                 }
+                if (!j->codes.base) { /* transform only (lb_hadamard_cpu) */
+                    memcpy(j->transformed + index, s->t, (size_t)n * sizeof(float));
+                    continue;
+                }
                 int8_t *dst = lbq_codes_dst(&j->codes, index, s->codes);
                 sq += hq_emit(j, index, s->t, n, dst);
                 lbq_codes_commit(&j->codes, index, dst, n);
@@ -280,6 +286,10 @@ static int hq_rows_avx2(const lbq_hq_job *j, int64_t r0, int64_t r1, const lbq_s
                     _mm256_store_pd(s->blockd + i + 4, fwht_in_register(c, 4));
                 }
                 fwht_memory(s->blockd, b, 4, j->norm, s->t);
+                if (!j->codes.base) { /* transform only (lb_hadamard_cpu) */
+                    memcpy(j->transformed + index, s->t, (size_t)b * sizeof(float));
+                    continue;
+                }
                 int8_t *dst = lbq_codes_dst(&j->codes, index, s->codes);
                 sq += hq_emit(j, index, s->t, b, dst);
                 lbq_codes_commit(&j->codes, index, dst, b);

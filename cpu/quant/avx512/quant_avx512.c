@@ -15,6 +15,8 @@
  * never straddle a tail) and add +0 to the SAWB lanes and the norms.
  */
 #include "config.h"
+
+#include <string.h>
 #include "../quant_scalar.h"
 
 #include <immintrin.h>
@@ -250,6 +252,10 @@ static int hq_rows_avx512(const lbq_hq_job *j, int64_t r0, int64_t r1, const lbq
                     const __m512d c = _mm512_mul_pd(fwht_in_register(hi_pd(xv), b), norm);
                     _mm512_mask_storeu_ps(s->t + i, k, join_ps(a, c));
                 }
+                if (!j->codes.base) { /* transform only (lb_hadamard_cpu) */
+                    memcpy(j->transformed + index, s->t, (size_t)n * sizeof(float));
+                    continue;
+                }
                 int8_t *dst = lbq_codes_dst(&j->codes, index, s->codes);
                 sq += hq_emit(j, index, s->t, n, dst);
                 lbq_codes_commit(&j->codes, index, dst, n);
@@ -265,6 +271,10 @@ static int hq_rows_avx512(const lbq_hq_job *j, int64_t r0, int64_t r1, const lbq
                     _mm512_store_pd(s->blockd + i + 8, fwht_in_register(hi_pd(xv), 8));
                 }
                 fwht_memory(s->blockd, b, 8, j->norm, s->t);
+                if (!j->codes.base) { /* transform only (lb_hadamard_cpu) */
+                    memcpy(j->transformed + index, s->t, (size_t)b * sizeof(float));
+                    continue;
+                }
                 int8_t *dst = lbq_codes_dst(&j->codes, index, s->codes);
                 sq += hq_emit(j, index, s->t, b, dst);
                 lbq_codes_commit(&j->codes, index, dst, b);

@@ -5,6 +5,8 @@
  * for bit; see include/lowbit/cpu_quant.h for the function-to-reference map.
  */
 #include "config.h"
+
+#include <string.h>
 #include "../quant_scalar.h"
 
 static void uniform_f32_generic(uint64_t seed, uint64_t stream, uint64_t first, int64_t n, float *out)
@@ -27,6 +29,10 @@ static int hq_rows_generic(const lbq_hq_job *j, int64_t r0, int64_t r1, const lb
             }
             lbq_fwht(s->blockd, b);
             for (int64_t i = 0; i < b; i++) s->t[i] = (float)(s->blockd[i] * j->norm);
+            if (!j->codes.base) { /* transform only (lb_hadamard_cpu) */
+                memcpy(j->transformed + index, s->t, (size_t)b * sizeof(float));
+                continue;
+            }
             int8_t *dst = lbq_codes_dst(&j->codes, index, s->codes);
             sq += lbq_hq_emit_scalar(j, index, s->t, b, dst);
             lbq_codes_commit(&j->codes, index, dst, b);
