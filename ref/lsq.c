@@ -78,6 +78,18 @@ lb_status lb_lsq_quantize_ref(lb_ctx *ctx, lb_lsq_range range, lb_rounding round
     return LB_OK;
 }
 
+double lb_lsq_grad_sum_ref(int64_t n, const double *a)
+{
+    double total = 0.0;
+    for (int64_t b0 = 0; b0 < n; b0 += LB_LSQ_SUM_BLOCK) {
+        const int64_t b1 = n - b0 < LB_LSQ_SUM_BLOCK ? n : b0 + LB_LSQ_SUM_BLOCK;
+        double lane[8] = {0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0};
+        for (int64_t i = b0; i < b1; i++) lane[i % 8] += a[i];
+        total += ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    }
+    return total;
+}
+
 lb_status lb_lsq_backward_ref(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t n,
                               const float *quotient, const float *grad_out, float *grad_in,
                               float *grad_step)
@@ -90,21 +102,28 @@ lb_status lb_lsq_backward_ref(lb_ctx *ctx, lb_lsq_range range, lb_rounding round
     if (st == LB_OK) st = check_finite(ctx, "grad_out", n, grad_out);
     if (st != LB_OK) return st;
     const float qn = (float)lb_lsq_qn(range), qp = (float)LB_LSQ_QP;
+    /* the terms dL/dQ_i · δ_i of one block, summed in the documented order */
+    double term[LB_LSQ_SUM_BLOCK];
     double sum = 0.0;
-    for (int64_t i = 0; i < n; i++) {
-        float v = quotient[i], g = grad_out[i];
-        double delta;
-        int inside = 0;
-        if (v < -qn) {
-            delta = -(double)qn;
-        } else if (v > qp) {
-            delta = (double)qp;
-        } else {
-            delta = (double)(lb_round(rounding, v, 0.0f) - v); /* exact in float */
-            inside = 1;
+    for (int64_t b0 = 0; b0 < n; b0 += LB_LSQ_SUM_BLOCK) {
+        const int64_t m = n - b0 < LB_LSQ_SUM_BLOCK ? n - b0 : LB_LSQ_SUM_BLOCK;
+        for (int64_t k = 0; k < m; k++) {
+            const int64_t i = b0 + k;
+            float v = quotient[i], g = grad_out[i];
+            double delta;
+            int inside = 0;
+            if (v < -qn) {
+                delta = -(double)qn;
+            } else if (v > qp) {
+                delta = (double)qp;
+            } else {
+                delta = (double)(lb_round(rounding, v, 0.0f) - v); /* exact in float */
+                inside = 1;
+            }
+            term[k] = (double)g * delta;
+            if (grad_in) grad_in[i] = inside ? g : 0.0f;
         }
-        sum += (double)g * delta;
-        if (grad_in) grad_in[i] = inside ? g : 0.0f;
+        sum += lb_lsq_grad_sum_ref(m, term); /* one block: 0.0 + its lane tree */
     }
     if (grad_step) {
         double scale = n > 0 ? 1.0 / sqrt((double)n * (double)LB_LSQ_QP) : 0.0;

@@ -26,6 +26,7 @@
 #include "lowbit/cpu_quant.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/hadamard.h"
+#include "lowbit/ref/lsq.h"
 #include "lowbit/ref/hadamard_quantizer.h"
 #include "lowbit/ref/leverage_sampling.h"
 #include "lowbit/ref/range_estimators.h"
@@ -543,6 +544,76 @@ static void error_cases(path_ctx *p)
 
 /* ------------------------------------------------------------------- paths */
 
+/* LSQ backward: quotients around and beyond the clamp range (exact ties
+ * included), gradients of mixed scale; out of place and in place; sizes
+ * around the 1024-index sum blocks; a NaN gives the reference's status. */
+static void lsq_cases(path_ctx *p)
+{
+    static const int64_t sizes[] = {1, 7, 8, 9, 1023, 1024, 1025, 3001, 70000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int64_t n = sizes[s];
+        float *v = malloc((size_t)n * 4), *g = malloc((size_t)n * 4);
+        float *wi = malloc((size_t)n * 4), *gi = malloc((size_t)n * 4);
+        fill(g, n, s % 3 ? D_CANCEL : D_WIDE, 50 + s); /* cancellation: the sum order shows */
+        fill(v, n, s % 2 ? D_TIES : D_RANDOM, 60 + s);
+        for (int64_t i = 0; i < n; i += 5) v[i] *= 3.0f; /* beyond the range */
+        for (int mode = 0; mode < 4; mode++) {
+            const lb_lsq_range range = (mode & 1) ? LB_LSQ_RANGE_CODE : LB_LSQ_RANGE_PAPER;
+            const lb_rounding rounding = (mode & 2) ? LB_ROUND_HALF_AWAY : LB_ROUND_HALF_EVEN;
+            snprintf(p->what, sizeof p->what, "lsq backward n=%lld range=%d rounding=%d",
+                     (long long)n, (int)range, (int)rounding);
+            float ws, gs;
+            assert_int_equal(lb_lsq_backward_ref(NULL, range, rounding, n, v, g, wi, &ws), LB_OK);
+            check_status(p, "lsq", lb_lsq_backward_cpu(p->ctx, range, rounding, n, v, g, gi, &gs),
+                         LB_OK);
+            check_same(p, "grad_in", gi, wi, n, 4);
+            check_same(p, "grad_step", &gs, &ws, 1, 4);
+            memcpy(gi, g, (size_t)n * 4);
+            check_status(p, "lsq in place",
+                         lb_lsq_backward_cpu(p->ctx, range, rounding, n, v, gi, gi, &gs), LB_OK);
+            check_same(p, "grad_in in place", gi, wi, n, 4);
+            check_same(p, "grad_step in place", &gs, &ws, 1, 4);
+        }
+        v[n / 2] = NAN;
+        float ws = 0, gs = 0;
+        snprintf(p->what, sizeof p->what, "lsq backward NaN n=%lld", (long long)n);
+        check_status(p, "lsq nan",
+                     lb_lsq_backward_cpu(p->ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, n, v, g,
+                                         gi, &gs),
+                     lb_lsq_backward_ref(NULL, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, n, v, g, wi,
+                                         &ws));
+        free(v), free(g), free(wi), free(gi);
+    }
+    /* Terms that cancel: only the documented order gives the reference's
+     * sum. v = 100 (above the range) makes every δ = 7, so term_i = 7 g_i.
+     * n = 8: lanes 0 and 1 cancel inside the block's tree, lane 2 survives:
+     * Σ = 7. n = 3072: blocks 0, 1, 2 hold +7·2^100, −7·2^100, +7; only in
+     * increasing block order does the 7 survive (reversed or grouped
+     * otherwise, it is absorbed by a 7·2^100 and the result is 0). */
+    enum { NB = 3 * 1024 };
+    static float v[NB], g[NB], wi[NB], gi[NB];
+    for (int c = 0; c < 2; c++) {
+        const int64_t n = c == 0 ? 8 : NB;
+        for (int64_t i = 0; i < NB; i++) v[i] = 100.0f, g[i] = 0.0f;
+        if (c == 0) {
+            g[0] = 0x1p100f, g[1] = -0x1p100f, g[2] = 1.0f;
+        } else {
+            g[8] = 0x1p100f, g[1024 + 16] = -0x1p100f, g[2048 + 1] = 1.0f;
+        }
+        const float expect = (float)(7.0 / sqrt((double)n * 7.0));
+        float ws, gs;
+        snprintf(p->what, sizeof p->what, "lsq backward cancelling terms n=%lld", (long long)n);
+        assert_int_equal(lb_lsq_backward_ref(NULL, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, n, v, g,
+                                             wi, &ws),
+                         LB_OK);
+        assert_true(ws == expect);
+        check_status(p, "lsq", lb_lsq_backward_cpu(p->ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN,
+                                                   n, v, g, gi, &gs),
+                     LB_OK);
+        check_same(p, "grad_step", &gs, &ws, 1, 4);
+    }
+}
+
 static void run_path(lb_isa isa)
 {
     if (!lb_cpu_isa_available(isa)) {
@@ -564,6 +635,7 @@ static void run_path(lb_isa isa)
         luq_cases(&p);
         sawb_cases(&p);
         uniform_cases(&p);
+        lsq_cases(&p);
         error_cases(&p);
     }
     lb_ctx_free(p.ctx);

@@ -90,6 +90,16 @@ lb_status lb_hq_quantize_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding roundi
 lb_status lb_hadamard_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, const float *in,
                           float *out);
 
+/* The LSQ straight-through backward, exact against lb_lsq_backward_ref
+ * (same arguments; grad_in may alias grad_out): the per-element rules in
+ * vector lanes, the step-gradient sum in the reference's blocked eight-lane
+ * order, blocks on threads. Any argument or input the fast path does not
+ * take (NaN/Inf, bad modes, n <= 0) is handed to the reference, whose status
+ * and outputs are returned. */
+lb_status lb_lsq_backward_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t n,
+                              const float *quotient, const float *grad_out, float *grad_in,
+                              float *grad_step);
+
 /* The LSQ initial step of x·H_b, exact against lb_hq_init_step_ref: the
  * transform as above (vectorised); the Σ|t| of lb_lsq_init_step_ref is
  * sequential in increasing index order by definition, so it runs on one

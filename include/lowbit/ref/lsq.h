@@ -13,8 +13,13 @@
  *     dL/ds = g · Σ_i dL/dQ_i · δ_i, δ_i = RTN(v_i) - v_i inside,
  *             -Qn when v_i < -Qn, +Qp when v_i > Qp,
  *     g = 1 / sqrt(numel · 7)        (Qp = 7 in paper and code alike)
- * The sum is accumulated in double in increasing index order, then
- * multiplied by g (double) and rounded once to float.
+ * The sum is accumulated in double in a fixed order that vector lanes and
+ * threads reproduce (lb_lsq_grad_sum_ref): blocks of LB_LSQ_SUM_BLOCK
+ * consecutive indices; in a block, eight partial sums s_l of the terms with
+ * i ≡ l (mod 8), each in increasing i from 0.0, combined as
+ * ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7)); the block sums added
+ * in increasing block order from 0.0. Then multiplied by g (double) and
+ * rounded once to float.
  * Initialisation on the first batch (the authors' code, LSQ convention):
  *     s = 2 · mean|t| / sqrt(7) + 1e-10
  * with Σ|t_i| in double in increasing index order, mean = sum / numel,
@@ -67,6 +72,12 @@ lb_status lb_lsq_init_step_ref(lb_ctx *ctx, int64_t n, const float *t, float *st
  * not NULL (the V the backward needs). */
 lb_status lb_lsq_quantize_ref(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t n,
                               const float *x, float step, int8_t *codes, float *quotient);
+
+/* Indices per block of the step-gradient sum (see above). */
+#define LB_LSQ_SUM_BLOCK 1024
+
+/* Σ_i a[i] (n doubles) in the blocked eight-lane order documented above. */
+double lb_lsq_grad_sum_ref(int64_t n, const double *a);
 
 /* Straight-through backward from the saved quotients (n) and the upstream
  * gradient dL/dQ (n): grad_in (n) = masked gradient (may alias grad_out),
