@@ -2,7 +2,8 @@
  * "Training Transformers with 4-bit Integers" (NeurIPS 2023), spec
  * int4_training.md §A. Every quantized linear layer is the oracle layer
  * lowbit/ref/qlinear_hq.h (HQ forward, BS + LSS backward, all three GEMMs on
- * int4 values with int32 accumulation); the recipe supplies the integer GEMM
+ * int4 values with int32 accumulation) on the ref backend and its cpu twin
+ * lowbit/cpu_qlinear.h (same bits) on the cpu backend; the recipe supplies the integer GEMM
  * (oracle or cpu kernels, same bits), keeps per-layer state, learns the LSQ
  * steps and records statistics.
  *
@@ -45,6 +46,7 @@
 #include <string.h>
 
 #include "lowbit/alloc.h"
+#include "lowbit/cpu_qlinear.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/lsq.h"
@@ -55,50 +57,6 @@
 enum { S_BLOCK, S_X_STEP, S_W_STEP, S_X_CLIP, S_W_CLIP, S_G_SCALE, S_KEPT_W, S_KEPT_X };
 static const char *const hq_stats[RC_MAX_STATS] = {
     "block", "x_step", "w_step", "x_clip", "w_clip", "g_scale", "lss_kept_w", "lss_kept_x", NULL};
-
-/* Output rows per tile of weighted_rows_cpu: their double accumulators
- * (WEIGHTED_TILE · D) stay in L1/L2 while each x̂ row is read once per tile. */
-#define WEIGHTED_TILE 8
-
-/* Rows c0..c0+nc−1 of acc: for each kept row r in increasing r, every c of
- * the tile adds weight[r] · (double)(h · x̂[rows[r], d]) (the oracle's
- * expression, elementwise over d: the same bits on every ISA clone). */
-LB_ISA_CLONES
-static void weighted_tile(int64_t K, int64_t C, int64_t D, int64_t c0, int64_t nc,
-                          const int8_t *nibbles, int mult, const int64_t *rows,
-                          const double *weight, const int8_t *x_codes, double *acc)
-{
-    for (int64_t r = 0; r < K; r++) {
-        const int64_t i = rows[r];
-        const int8_t *h = nibbles + i * C + c0; // (nc)
-        const int8_t *x = x_codes + i * D;      // (D)
-        const double wgt = weight[r];
-        for (int64_t k = 0; k < nc; k++) {
-            const int hc = mult * (int)h[k];
-            if (hc == 0) continue; /* adds exactly +0.0: skipping is bit-identical */
-            double *a = acc + (c0 + k) * D; // (D)
-            /* independent elements: vectorising over d keeps every sum's order */
-#pragma omp simd
-            for (int64_t d = 0; d < D; d++) a[d] += wgt * (double)(hc * (int)x[d]);
-        }
-    }
-}
-
-/* The ∇W rows with p < 1 on the cpu (lb_hq_weighted_hook): threads over
- * tiles of output rows; every (c, d) is still summed in increasing r. */
-static void weighted_rows_cpu(void *user, int64_t K, int64_t C, int64_t D, const int8_t *nibbles,
-                              int mult, const int64_t *rows, const double *weight,
-                              const int8_t *x_codes, double *acc)
-{
-    (void)user;
-    const int64_t tiles = (C + WEIGHTED_TILE - 1) / WEIGHTED_TILE;
-#pragma omp parallel for schedule(static) if (K * C * D >= 65536)
-    for (int64_t t = 0; t < tiles; t++) {
-        const int64_t c0 = t * WEIGHTED_TILE;
-        const int64_t nc = C - c0 < WEIGHTED_TILE ? C - c0 : WEIGHTED_TILE;
-        weighted_tile(K, C, D, c0, nc, nibbles, mult, rows, weight, x_codes, acc);
-    }
-}
 
 /* The largest power of two <= want that divides D (>= 1). */
 static int64_t fit_block(int64_t want, int64_t D)
@@ -121,19 +79,29 @@ static void hq_config(const rc_recipe *r, rc_site *s, int64_t D, lb_hq_config *c
     cfg->seed = r->run.seed;
     cfg->layer = s->id;
     cfg->gemm = rc_gemm_hook(s);
-    if (s->fast) {
-        cfg->weighted.fn = weighted_rows_cpu;
-        cfg->weighted.user = s;
-        cfg->quant = rc_hq_cpu_quant();
-    }
+    if (s->fast) cfg->quant = rc_hq_cpu_quant(); /* the block search, the ablation */
 }
 
-/* Fraction of quotients outside [-Qn, Qp] (where the STE passes nothing). */
+/* Quotients of v[i0..i1) outside [lo, hi]. */
+LB_ISA_CLONES
+static int64_t count_outside(const float *v, int64_t i0, int64_t i1, float lo, float hi)
+{
+    int64_t k = 0;
+#pragma omp simd reduction(+ : k)
+    for (int64_t i = i0; i < i1; i++) k += v[i] < lo || v[i] > hi;
+    return k;
+}
+
+/* Fraction of quotients outside [-Qn, Qp] (where the STE passes nothing); a
+ * count, the same on any thread count. */
 static double clip_fraction(lb_lsq_range range, const float *v, int64_t n)
 {
     const float lo = -(float)lb_lsq_qn(range), hi = (float)LB_LSQ_QP;
     int64_t k = 0;
-    for (int64_t i = 0; i < n; i++) k += v[i] < lo || v[i] > hi;
+    const int64_t tasks = (n + 65535) / 65536;
+#pragma omp parallel for schedule(static) reduction(+ : k) if (tasks > 1)
+    for (int64_t t = 0; t < tasks; t++)
+        k += count_outside(v, t * 65536, (t + 1) * 65536 < n ? (t + 1) * 65536 : n, lo, hi);
     return n ? (double)k / (double)n : 0.0;
 }
 
@@ -152,7 +120,8 @@ static lb_status hq_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
         e->initialized = s->hq->initialized;
         e->step_x = s->hq->step_x;
         e->step_w = s->hq->step_w;
-        return lb_qlinear_hq_forward_ref(ctx, &cfg, e, N, C, OC, inp, weight, bias, out, NULL);
+        return (s->fast ? lb_qlinear_hq_forward_cpu : lb_qlinear_hq_forward_ref)(
+            ctx, &cfg, e, N, C, OC, inp, weight, bias, out, NULL);
     }
     lb_hq_state *st = s->hq;
     if (where->step < r->cold_steps) {
@@ -161,8 +130,8 @@ static lb_status hq_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
         if (cfg.block == 0) st->block = 0;
     }
     s->has_grad = 0;
-    lb_status status = lb_qlinear_hq_forward_ref(ctx, &cfg, st, N, C, OC, inp, weight, bias, out,
-                                                 NULL);
+    lb_status status = (s->fast ? lb_qlinear_hq_forward_cpu : lb_qlinear_hq_forward_ref)(
+        ctx, &cfg, st, N, C, OC, inp, weight, bias, out, NULL);
     if (status != LB_OK) return status;
     rc_stat_last(s, S_BLOCK, (double)st->block);
     rc_stat(s, S_X_STEP, st->used_step_x);
@@ -273,8 +242,9 @@ static lb_status hq_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
         trace.mask_input = masks + 2 * N;
         /* the cpu backend sums ∇b itself on threads (the oracle's order) */
         const int own_bias = dbias && s->fast;
-        st = lb_qlinear_hq_backward_ref(ctx, &cfg, hs, (uint64_t)where->step, dout, gx, gw,
-                                        dbias && !own_bias ? gb : NULL, &gsx, &gsw, &trace);
+        st = (s->fast ? lb_qlinear_hq_backward_cpu : lb_qlinear_hq_backward_ref)(
+            ctx, &cfg, hs, (uint64_t)where->step, dout, gx, gw, dbias && !own_bias ? gb : NULL,
+            &gsx, &gsw, &trace);
         if (st != LB_OK) return st;
         if (own_bias)
             rc_bias_grad(dbias, dout, N, OC);

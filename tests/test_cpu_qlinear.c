@@ -1,5 +1,11 @@
 /* tests/test_cpu_qlinear.c — the cpu quantized linear layers
- * (lowbit/cpu_qlinear.h) against the oracle layers, bit for bit: forward
+ * (lowbit/cpu_qlinear.h) against the oracle layers, bit for bit.
+ * HQ: Y, Z, the saved codes, quotients, steps and block, ∇X, ∇W, ∇b, the
+ * step gradients and every trace buffer, over the paper and code configs,
+ * LSS bernoulli / nonzero / all with default and small budgets (rows with
+ * p < 1), blocks 1 to 64, learned steps, shapes not multiples of the vector
+ * widths, the reference GEMM and the cpu GEMM, 1 and 2 threads.
+ * LUQ: forward
  * codes, scales, signedness, Z and Y; backward ∇X, ∇W, ∇b and α (memcmp),
  * over levels 1, 3, 7, 8, 12 and 16 (one to three exponent pieces), SMP
  * samples 1, 2 and 3, the underflow and rounding ablations, shapes that are
@@ -177,6 +183,181 @@ static void test_luq_matches_ref(void **state)
     assert_true(n > 70);
 }
 
+/* ------------------------------------------------------------------- HQ */
+
+typedef struct hq_case {
+    int64_t N, D, C, block;
+    int code_config, lss, budget_small, learned, cpu_gemm, threads, zero_grad;
+} hq_case;
+
+typedef struct hq_out {
+    lb_hq_state *st;
+    float *y, *dx, *dw, *db, *gxh, *gwh, gsx, gsw;
+    int32_t *z;
+    int8_t *hi, *lo;
+    double *pw, *px;
+    uint8_t *mw, *mx;
+    lb_hq_backward_trace tr;
+} hq_out;
+
+static void hq_check(const void *a, const void *b, size_t bytes, const char *what, const hq_case *c)
+{
+    if (bytes && memcmp(a, b, bytes) != 0)
+        fail_msg("hq %s differs: N=%lld D=%lld C=%lld block=%lld code=%d lss=%d small=%d "
+                 "learned=%d gemm=%s threads=%d zero=%d",
+                 what, (long long)c->N, (long long)c->D, (long long)c->C, (long long)c->block,
+                 c->code_config, c->lss, c->budget_small, c->learned, c->cpu_gemm ? "cpu" : "ref",
+                 c->threads, c->zero_grad);
+}
+
+static void hq_run(const hq_case *c)
+{
+    lb_ctx *ctx = NULL;
+    assert_int_equal(lb_ctx_create(&ctx), LB_OK);
+    if (lb_ctx_set_threads(ctx, c->threads) != LB_OK) {
+        lb_ctx_free(ctx);
+        return;
+    }
+    const int64_t N = c->N, D = c->D, C = c->C;
+    lb_hq_config cfg;
+    if (c->code_config) lb_hq_config_code(&cfg);
+    else lb_hq_config_default(&cfg);
+    cfg.sampling = (lb_lss_mode)c->lss;
+    cfg.block = c->block;
+    cfg.seed = 3;
+    cfg.layer = 2;
+    if (c->budget_small) cfg.lss_budget = (double)N / 3.0;
+    if (c->cpu_gemm) cfg.gemm.fn = cpu_gemm;
+    float *x = lb_alloc((size_t)(N * D) * 4), *w = lb_alloc((size_t)(C * D) * 4);
+    float *b = lb_alloc((size_t)C * 4), *dy = lb_alloc((size_t)(N * C) * 4);
+    fill(x, N * D, 21, 0), fill(w, C * D, 22, 0), fill(b, C, 23, 0), fill(dy, N * C, 24, c->zero_grad);
+    hq_out o[2];
+    for (int k = 0; k < 2; k++) {
+        hq_out *h = &o[k];
+        assert_int_equal(lb_hq_state_create(ctx, &h->st), LB_OK);
+        if (c->learned) {
+            h->st->initialized = 1, h->st->step_x = -0.11f, h->st->step_w = 0.05f;
+        }
+        h->y = lb_alloc((size_t)(N * C) * 4), h->z = lb_alloc((size_t)(N * C) * 4);
+        h->dx = lb_alloc((size_t)(N * D) * 4), h->dw = lb_alloc((size_t)(C * D) * 4);
+        h->db = lb_alloc((size_t)C * 4);
+        h->gxh = lb_alloc((size_t)(N * D) * 4), h->gwh = lb_alloc((size_t)(C * D) * 4);
+        h->hi = lb_alloc((size_t)(N * C)), h->lo = lb_alloc((size_t)(N * C));
+        h->pw = lb_alloc((size_t)(2 * N) * 8), h->px = lb_alloc((size_t)(2 * N) * 8);
+        h->mw = lb_alloc((size_t)(2 * N)), h->mx = lb_alloc((size_t)(2 * N));
+        memset(&h->tr, 0, sizeof h->tr);
+        h->tr.hi = h->hi, h->tr.lo = h->lo, h->tr.p_weight = h->pw, h->tr.p_input = h->px;
+        h->tr.mask_weight = h->mw, h->tr.mask_input = h->mx;
+        h->tr.grad_x_hadamard = h->gxh, h->tr.grad_w_hadamard = h->gwh;
+        /* two steps: the second forward reuses the block and the steps */
+        for (uint64_t stp = 0; stp < 2; stp++) {
+            lb_status st = (k == 0 ? lb_qlinear_hq_forward_ref : lb_qlinear_hq_forward_cpu)(
+                ctx, &cfg, h->st, N, D, C, x, w, b, h->y, h->z);
+            assert_int_equal(st, LB_OK);
+            st = (k == 0 ? lb_qlinear_hq_backward_ref : lb_qlinear_hq_backward_cpu)(
+                ctx, &cfg, h->st, 7 + stp, dy, h->dx, h->dw, h->db, &h->gsx, &h->gsw, &h->tr);
+            assert_int_equal(st, LB_OK);
+        }
+    }
+    const size_t nd = (size_t)(N * D), cd = (size_t)(C * D), nc = (size_t)(N * C);
+    hq_check(o[0].y, o[1].y, nc * 4, "Y", c);
+    hq_check(o[0].z, o[1].z, nc * 4, "Z", c);
+    hq_check(o[0].st->x_codes, o[1].st->x_codes, nd, "X codes", c);
+    hq_check(o[0].st->w_codes, o[1].st->w_codes, cd, "W codes", c);
+    hq_check(o[0].st->x_quotient, o[1].st->x_quotient, nd * 4, "X quotients", c);
+    hq_check(o[0].st->w_quotient, o[1].st->w_quotient, cd * 4, "W quotients", c);
+    hq_check(&o[0].st->block, &o[1].st->block, sizeof o[0].st->block, "block", c);
+    hq_check(&o[0].st->used_step_x, &o[1].st->used_step_x, 4, "step x", c);
+    hq_check(&o[0].st->used_step_w, &o[1].st->used_step_w, 4, "step w", c);
+    hq_check(o[0].dx, o[1].dx, nd * 4, "dX", c);
+    hq_check(o[0].dw, o[1].dw, cd * 4, "dW", c);
+    hq_check(o[0].db, o[1].db, (size_t)C * 4, "db", c);
+    hq_check(&o[0].gsx, &o[1].gsx, 4, "grad step x", c);
+    hq_check(&o[0].gsw, &o[1].gsw, 4, "grad step w", c);
+    hq_check(o[0].gxh, o[1].gxh, nd * 4, "G_X (Hadamard domain)", c);
+    hq_check(o[0].gwh, o[1].gwh, cd * 4, "G_W (Hadamard domain)", c);
+    hq_check(o[0].hi, o[1].hi, nc, "hi", c);
+    hq_check(o[0].lo, o[1].lo, nc, "lo", c);
+    hq_check(o[0].pw, o[1].pw, (size_t)(2 * N) * 8, "p_weight", c);
+    hq_check(o[0].px, o[1].px, (size_t)(2 * N) * 8, "p_input", c);
+    hq_check(o[0].mw, o[1].mw, (size_t)(2 * N), "mask_weight", c);
+    hq_check(o[0].mx, o[1].mx, (size_t)(2 * N), "mask_input", c);
+    hq_check(&o[0].tr.fine_scale, &o[1].tr.fine_scale, 4, "fine scale", c);
+    for (int k = 0; k < 2; k++) {
+        hq_out *h = &o[k];
+        lb_hq_state_free(h->st);
+        lb_free(h->y), lb_free(h->z), lb_free(h->dx), lb_free(h->dw), lb_free(h->db);
+        lb_free(h->gxh), lb_free(h->gwh), lb_free(h->hi), lb_free(h->lo), lb_free(h->pw);
+        lb_free(h->px), lb_free(h->mw), lb_free(h->mx);
+    }
+    lb_free(x), lb_free(w), lb_free(b), lb_free(dy);
+    lb_ctx_free(ctx);
+}
+
+static void test_hq_matches_ref(void **state)
+{
+    (void)state;
+    static const int64_t shapes[][4] = {{1, 1, 1, 1},     {5, 4, 3, 2},      {33, 16, 17, 8},
+                                        {64, 64, 64, 16},  {130, 96, 40, 32}, {300, 64, 130, 64}};
+    int n = 0;
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int v = 0; v < 8; v++) {
+            hq_case c = {shapes[s][0], shapes[s][1], shapes[s][2], shapes[s][3],
+                         v & 1,                       /* paper / code config */
+                         (int)((s + (size_t)v) % 3),  /* bernoulli, nonzero, all */
+                         (v >> 1) & 1,                /* budget N/3: rows with p < 1 */
+                         (v >> 2) & 1,                /* learned steps */
+                         (int)((s + (size_t)v) & 1),  /* ref / cpu GEMM */
+                         1 + (int)((s + (size_t)(v >> 1)) & 1), 0};
+            hq_run(&c);
+            n++;
+        }
+    hq_case z = {64, 32, 48, 8, 0, 0, 0, 0, 1, 2, 1}; /* all-zero ∇Y */
+    hq_run(&z);
+    assert_true(n == 48);
+}
+
+/* Bad input: the reference's status and detail (HQ: a NaN input and a NaN
+ * gradient). */
+static void test_hq_errors_match_ref(void **state)
+{
+    (void)state;
+    lb_ctx *ctx = NULL;
+    assert_int_equal(lb_ctx_create(&ctx), LB_OK);
+    enum { N = 6, D = 8, C = 5 };
+    float x[N * D], w[C * D], y[N * C], dy[N * C], dx[N * D], dw[C * D];
+    fill(x, N * D, 1, 0), fill(w, C * D, 2, 0), fill(dy, N * C, 3, 0);
+    lb_hq_config cfg;
+    lb_hq_config_default(&cfg);
+    cfg.block = 4;
+    char detail[2][256];
+    lb_status st[2];
+    lb_hq_state *hs[2];
+    for (int bad = 0; bad < 2; bad++) {
+        for (int k = 0; k < 2; k++) {
+            assert_int_equal(lb_hq_state_create(ctx, &hs[k]), LB_OK);
+            lb_ctx_clear_error(ctx);
+            if (bad == 0) x[9] = NAN;
+            st[k] = (k == 0 ? lb_qlinear_hq_forward_ref : lb_qlinear_hq_forward_cpu)(
+                ctx, &cfg, hs[k], N, D, C, x, w, NULL, y, NULL);
+            x[9] = 0.5f;
+            if (bad == 1) {
+                assert_int_equal(st[k], LB_OK);
+                dy[4] = INFINITY;
+                st[k] = (k == 0 ? lb_qlinear_hq_backward_ref : lb_qlinear_hq_backward_cpu)(
+                    ctx, &cfg, hs[k], 0, dy, dx, dw, NULL, NULL, NULL, NULL);
+                dy[4] = 0.5f;
+            }
+            snprintf(detail[k], sizeof detail[k], "%s", lb_ctx_error(ctx));
+            lb_hq_state_free(hs[k]);
+        }
+        assert_int_equal(st[0], LB_ERR_NUMERIC);
+        assert_int_equal(st[0], st[1]);
+        assert_string_equal(detail[0], detail[1]);
+    }
+    lb_ctx_free(ctx);
+}
+
 /* Bad input: the reference's status and detail. */
 static void test_luq_errors_match_ref(void **state)
 {
@@ -222,6 +403,8 @@ static void test_luq_errors_match_ref(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hq_matches_ref),
+        cmocka_unit_test(test_hq_errors_match_ref),
         cmocka_unit_test(test_luq_matches_ref),
         cmocka_unit_test(test_luq_errors_match_ref),
     };
