@@ -69,6 +69,56 @@ static inline __attribute__((always_inline)) int8_t b_elem(lb_int_format fmt, in
     return fmt == LB_INT_S4 ? s4_get((const uint8_t *)B, e) : ((const int8_t *)B)[e];
 }
 
+/* Sixteen bytes in the compiler's generic vector extension. */
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+#if defined(__clang__)
+#define SHUF16(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+#define SHUF16(a, b, ...) __builtin_shuffle((a), (b), (u8x16){__VA_ARGS__})
+#endif
+
+/* The VNNI panel (kgroups, 32, 4) of columns n0..n0+31 of B stored (K, N),
+ * columns past N and k past K zero, and the columns' sums: byte j·4 + i of
+ * k-group kg is B[4·kg + i][n0 + j]. Full groups of four rows go through a
+ * byte interleave, 16 columns at a time. */
+static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, int64_t kgroups,
+                             unsigned char *panel, int32_t *colsum)
+{
+    const int full_cols = n0 + 32 <= N;
+    for (int64_t kg = 0; kg < kgroups; kg++) {
+        unsigned char *dst = panel + (size_t)kg * 128;
+        if (full_cols && kg * 4 + 4 <= K) {
+            for (int h = 0; h < 2; h++) {
+                u8x16 r[4];
+                for (int i = 0; i < 4; i++) memcpy(&r[i], B + (kg * 4 + i) * N + n0 + 16 * h, 16);
+                /* rows 0,1 and 2,3 byte-interleaved, then 16-bit interleaved */
+                const u8x16 a_lo = SHUF16(r[0], r[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                const u8x16 a_hi = SHUF16(r[0], r[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                const u8x16 b_lo = SHUF16(r[2], r[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                const u8x16 b_hi = SHUF16(r[2], r[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                const u8x16 o[4] = {
+                    SHUF16(a_lo, b_lo, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+                    SHUF16(a_lo, b_lo, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
+                    SHUF16(a_hi, b_hi, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+                    SHUF16(a_hi, b_hi, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)};
+                memcpy(dst + 64 * h, o, 64);
+            }
+        } else {
+            for (int j = 0; j < 32; j++)
+                for (int i = 0; i < 4; i++) {
+                    const int64_t k = kg * 4 + i, n = n0 + j;
+                    dst[j * 4 + i] = (unsigned char)(k < K && n < N ? B[k * N + n] : 0);
+                }
+        }
+    }
+    for (int j = 0; j < 32; j++) colsum[j] = 0;
+    const int cols = n0 + 32 <= N ? 32 : (int)(N - n0);
+    for (int64_t k = 0; k < K; k++) {
+        const int8_t *row = B + k * N + n0;
+        for (int j = 0; j < cols; j++) colsum[j] += row[j];
+    }
+}
+
 /* Packs panel p (columns p·NR ..) of op(B) and its compensation. The
  * always_inline body is instantiated for each (fmt, trans_b) below so the
  * element fetch has no run-time branches. */
@@ -80,6 +130,15 @@ pack_b_panel(int NR, int G, int b_s16, lb_int_format fmt, int trans_b, int s4_st
     const int64_t half = (int64_t)NR * G / 2; /* int4: bytes per k-group */
     int32_t colsum[64] = {0};                 /* NR <= 64 */
     const int64_t n0 = p * NR;
+    if (fmt == LB_INT_S8 && !s4_store && !trans_b && G == 4 && NR == 32 && !b_s16) {
+        /* VNNI layout from B stored (K, N): each k-group interleaves the 32
+         * bytes of its 4 rows (column-sum pass separate, so both loops are
+         * plain byte moves and adds). */
+        pack_b_vnni_rows(B, K, N, n0, kgroups, panel, colsum);
+        if (comp)
+            for (int j = 0; j < NR; j++) comp[j] = colsum[j] * 128;
+        return;
+    }
     if (fmt == LB_INT_S8 && !s4_store && n0 + NR <= N) {
         /* Fast path: int8 source, a full panel; only the last k-group may be
          * partial (zero padded). */

@@ -377,9 +377,21 @@ lb_status rc_reserve_f32(lb_ctx *ctx, float **buf, size_t *cap, size_t n)
     return LB_OK;
 }
 
+/* dst[i0..i1) += src[i0..i1) (elementwise: the same bits on every clone). */
+LB_ISA_CLONES
+static void accumulate_range(float *dst, const float *src, int64_t i0, int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) dst[i] += src[i];
+}
+
 void rc_accumulate(float *dst, const float *src, int64_t n)
 {
-    for (int64_t i = 0; i < n; i++) dst[i] += src[i];
+    enum { CHUNK = 65536 };
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+    for (int64_t t = 0; t < tasks; t++)
+        accumulate_range(dst, src, t * CHUNK, (t + 1) * CHUNK < n ? (t + 1) * CHUNK : n);
 }
 
 /* Columns per block of rc_bias_grad: its double partial sums stay in L1. */

@@ -51,22 +51,28 @@ static double lsq_block(const float *v, const float *g, float *gi, int64_t m, fl
                         int even)
 {
     double term[LB_LSQ_SUM_BLOCK];
+    /* one loop per tie rule: each vectorises (selects, no branches) */
+    if (even) {
 #pragma omp simd
-    for (int64_t k = 0; k < m; k++) {
-        const float x = v[k];
-        const int below = x < lo, above = x > hi;
-        const float c = below ? lo : (above ? hi : x); /* |c| <= 8 */
-        float r;
-        if (even) {
-            r = (c + 12582912.0f) - 12582912.0f;
-        } else {
+        for (int64_t k = 0; k < m; k++) {
+            const float x = v[k];
+            const float c = x < lo ? lo : (x > hi ? hi : x); /* |c| <= 8 */
+            const float r = (c + 12582912.0f) - 12582912.0f;
+            const float delta = x < lo ? lo : (x > hi ? hi : r - c);
+            term[k] = (double)g[k] * (double)delta;
+        }
+    } else {
+#pragma omp simd
+        for (int64_t k = 0; k < m; k++) {
+            const float x = v[k];
+            const float c = x < lo ? lo : (x > hi ? hi : x);
             const float t = (float)(int32_t)c;
             const float f = c - t;
             /* t + 0 = t here: t converts from an int, so it is never -0 */
-            r = t + (fabsf(f) >= 0.5f ? (c < 0.0f ? -1.0f : 1.0f) : 0.0f);
+            const float r = t + (fabsf(f) >= 0.5f ? (c < 0.0f ? -1.0f : 1.0f) : 0.0f);
+            const float delta = x < lo ? lo : (x > hi ? hi : r - c);
+            term[k] = (double)g[k] * (double)delta;
         }
-        const float delta = below ? lo : (above ? hi : r - c);
-        term[k] = (double)g[k] * (double)delta;
     }
     if (gi) {
 #pragma omp simd
