@@ -30,6 +30,7 @@
 #include "lowbit/rng.h"
 #include "lowbit/ref/uniform_quantizer.h"
 #include "recipe_internal.h"
+#include "../runtime/clones.h"
 
 enum { S_X_SCALE, S_W_SCALE, S_G_SCALE, S_G_ZERO };
 static const char *const int8_stats[RC_MAX_STATS] = {"x_scale", "w_scale", "g_scale", "g_zero",
@@ -57,6 +58,58 @@ static lb_status quantize_int8(lb_ctx *ctx, int fast, const lb_uniform_config *q
     if (st != LB_OK) return st;
     for (int64_t i = 0; i < n; i++) codes[i] = (int8_t)i32[i];
     return LB_OK;
+}
+
+/* Elements per task of the loops below. */
+#define CHUNK 65536
+
+/* Rows n0..n1 of out (N, OC) = c · fl32(z) (+ bias). */
+LB_ISA_CLONES
+static void dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t OC,
+                         int64_t n0, int64_t n1)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        float *o = out + n * OC;
+        const int32_t *zr = z + n * OC;
+        if (bias) {
+#pragma omp simd
+            for (int64_t j = 0; j < OC; j++) o[j] = c * (float)zr[j] + bias[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < OC; j++) o[j] = c * (float)zr[j];
+        }
+    }
+}
+
+/* dst[i0..i1) += c · fl32(z). */
+LB_ISA_CLONES
+static void dequant_add(float *dst, const int32_t *z, float c, int64_t i0, int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) dst[i] += c * (float)z[i];
+}
+
+/* Non-zero ∇Y entries in [i0, i1), and those of them whose code is 0. */
+LB_ISA_CLONES
+static void count_zero_codes(const float *dout, const int8_t *g, int64_t i0, int64_t i1,
+                             int64_t *nonzero, int64_t *zeros)
+{
+    int64_t nz = 0, z = 0;
+#pragma omp simd reduction(+ : nz, z)
+    for (int64_t i = i0; i < i1; i++) {
+        nz += dout[i] != 0.0f;
+        z += g[i] == 0 && dout[i] != 0.0f;
+    }
+    *nonzero += nz;
+    *zeros += z;
+}
+
+static void dequant_add_par(float *dst, const int32_t *z, float c, int64_t n)
+{
+    const int64_t tasks = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+    for (int64_t t = 0; t < tasks; t++)
+        dequant_add(dst, z, c, t * CHUNK, (t + 1) * CHUNK < n ? (t + 1) * CHUNK : n);
 }
 
 static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
@@ -91,11 +144,12 @@ static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     st = lb_gemm_i8_hooked(&h, ctx, 0, 1, N, OC, C, xq, wq, z);
     if (st != LB_OK) return st;
     const float c = sx * sw;
-    for (int64_t n = 0; n < N; n++)
-        for (int64_t o = 0; o < OC; o++) {
-            const float y = c * (float)z[n * OC + o];
-            out[n * OC + o] = bias ? y + bias[o] : y;
-        }
+    {
+        const int64_t rows = CHUNK / (OC > 0 ? OC : 1) + 1, tasks = (N + rows - 1) / rows;
+#pragma omp parallel for schedule(static) if (tasks > 1)
+        for (int64_t t = 0; t < tasks; t++)
+            dequant_rows(out, z, bias, c, OC, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
+    }
     if (!where->training) return LB_OK;
     s->x_scale = sx, s->w_scale = sw;
     s->n = N, s->d = C, s->c = OC;
@@ -127,21 +181,22 @@ static lb_status int8_backward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     float g_scale;
     if ((st = quantize_int8(ctx, s->fast, &q, dout, NO, i32, g, &g_scale)) != LB_OK) return st;
     int64_t zeros = 0, nonzero = 0;
-    for (int64_t i = 0; i < NO; i++) {
-        nonzero += dout[i] != 0.0f;
-        zeros += g[i] == 0 && dout[i] != 0.0f;
+    {
+        const int64_t tasks = (NO + CHUNK - 1) / CHUNK;
+#pragma omp parallel for schedule(static) reduction(+ : zeros, nonzero) if (tasks > 1)
+        for (int64_t t = 0; t < tasks; t++)
+            count_zero_codes(dout, g, t * CHUNK, (t + 1) * CHUNK < NO ? (t + 1) * CHUNK : NO,
+                             &nonzero, &zeros);
     }
     const lb_gemm_i8_hook h = rc_gemm_hook(s);
     if (dinp) {
         /* ∇X (N, C) = G (N, OC) · W_q (OC, C) */
         if ((st = lb_gemm_i8_hooked(&h, ctx, 0, 0, N, C, OC, g, s->w_codes, z)) != LB_OK) return st;
-        const float c = g_scale * s->w_scale;
-        for (int64_t i = 0; i < N * C; i++) dinp[i] += c * (float)z[i];
+        dequant_add_par(dinp, z, g_scale * s->w_scale, N * C);
     }
     /* ∇W (OC, C) = G^T (OC, N) · X_q (N, C) */
     if ((st = lb_gemm_i8_hooked(&h, ctx, 1, 0, OC, C, N, g, s->x_codes, z)) != LB_OK) return st;
-    const float c = g_scale * s->x_scale;
-    for (int64_t i = 0; i < OC * C; i++) dweight[i] += c * (float)z[i];
+    dequant_add_par(dweight, z, g_scale * s->x_scale, OC * C);
     if (dbias) rc_bias_grad(dbias, dout, N, OC);
     rc_stat(s, S_G_SCALE, g_scale);
     rc_stat(s, S_G_ZERO, nonzero > 0 ? (double)zeros / (double)nonzero : 0.0);
