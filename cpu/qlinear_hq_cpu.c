@@ -11,8 +11,10 @@
  *     one pass forms 0.0 + (double)(16·z_hi) + (double)z_lo: integer-valued
  *     doubles below 2^53, so exactly (double)(16·z_hi + z_lo), the
  *     reference's accumulator; the rows with p < 1 are then added to it in
- *     increasing r per element (threads over tiles of output rows); the
- *     scaling to float is fused into the last pass;
+ *     increasing r per element, each term w_r·(double)(h·x̂) taken from a
+ *     table built once per (row, nibble value) — nibbles lie in [−7, 7] —
+ *     (threads over tiles of output rows); the scaling to float is fused
+ *     into the last pass;
  *   - ∇X: one pass per row forms (0.0 + A) + B with A = (double)(16·z_hi)·w_hi
  *     and B = (double)z_lo·w_lo (each present when the row was kept in that
  *     half; 0.0 + A = A since A is never −0), the reference's two
@@ -133,27 +135,125 @@ static void scale_to_float(const double *acc, double scale, float *out, int64_t 
     for (int64_t i = i0; i < i1; i++) out[i] = (float)(scale * acc[i]);
 }
 
-/* Output rows c0..c0+nc−1 of acc (C, D): for each row r with p < 1, in
- * increasing r, every c of the tile adds weight[r]·(double)(h·x̂[rows[r], d])
- * (the reference's expression and order per element). */
+/* Table rows [e0, e1) of a block of kept rows r0.. with p < 1: entry
+ * e = (r − r0)·15 + (h + 7) holds, for the nibble value h in [−7, 7] of row
+ * r, tab[e][d] = weight[r]·(double)(mult·h·x̂[rows[r], d]): the reference's
+ * term, evaluated once per (row, nibble value) instead of once per (row,
+ * output row). */
 LB_ISA_CLONES
-static void weighted_tile(int64_t K, int64_t C, int64_t D, int64_t c0, int64_t nc,
-                          const int8_t *nibbles, int mult, const int64_t *rows,
-                          const double *weight, const int8_t *x_codes, double *acc)
+static void weighted_table(int64_t D, int64_t r0, int64_t e0, int64_t e1, int mult,
+                           const int64_t *rows, const double *weight, const int8_t *x_codes,
+                           double *tab)
 {
-    for (int64_t r = 0; r < K; r++) {
-        const int64_t i = rows[r];
-        const int8_t *h = nibbles + i * C + c0; // (nc)
-        const int8_t *x = x_codes + i * D;      // (D)
+    for (int64_t e = e0; e < e1; e++) {
+        const int64_t r = r0 + e / 15;
+        const int hc = mult * (int)(e % 15 - 7);
+        const int8_t *x = x_codes + rows[r] * D; // (D)
         const double wgt = weight[r];
-        for (int64_t k = 0; k < nc; k++) {
-            const int hc = mult * (int)h[k];
-            if (hc == 0) continue; /* adds exactly +0.0: skipping is bit-identical */
-            double *a = acc + (c0 + k) * D; // (D)
+        double *t = tab + e * D;
 #pragma omp simd
-            for (int64_t d = 0; d < D; d++) a[d] += wgt * (double)(hc * (int)x[d]);
+        for (int64_t d = 0; d < D; d++) t[d] = wgt * (double)(hc * (int)x[d]);
+    }
+}
+
+/* Eight doubles in the compiler's generic vector extension (one AVX-512
+ * register, two AVX2 ones, or four SSE2 ones). */
+typedef double f64x8 __attribute__((vector_size(64)));
+
+/* Output rows c0..c0+nc−1 of acc (C, D): for each kept row r in [r0, r1),
+ * in increasing r, every c of the tile with a non-zero nibble adds its
+ * table row (the reference's term; a zero nibble adds exactly +0.0 in the
+ * reference, so skipping it is bit-identical). Each 64- or 32-double
+ * segment of an accumulator row stays in registers across the r of the
+ * block: the same additions in the same order, one load and one store per
+ * segment. */
+LB_ISA_CLONES
+static void weighted_tile(int64_t C, int64_t D, int64_t c0, int64_t nc, int64_t r0, int64_t r1,
+                          const int8_t *nibbles, const int64_t *rows, const double *tab,
+                          double *acc)
+{
+    int8_t h[256]; /* the column's nibbles for the block's rows (chunks of 256) */
+    for (int64_t k = 0; k < nc; k++) {
+        double *a = acc + (c0 + k) * D; // (D)
+        for (int64_t q0 = r0; q0 < r1; q0 += 256) {
+            const int64_t q1 = min64(r1, q0 + 256);
+            for (int64_t r = q0; r < q1; r++) h[r - q0] = nibbles[rows[r] * C + c0 + k];
+            int64_t d0 = 0;
+            for (; d0 + 64 <= D; d0 += 64) { /* eight independent addition chains */
+                f64x8 v0, v1, v2, v3, v4, v5, v6, v7; /* named registers, not a spilled array */
+                memcpy(&v0, a + d0, 64), memcpy(&v1, a + d0 + 8, 64);
+                memcpy(&v2, a + d0 + 16, 64), memcpy(&v3, a + d0 + 24, 64);
+                memcpy(&v4, a + d0 + 32, 64), memcpy(&v5, a + d0 + 40, 64);
+                memcpy(&v6, a + d0 + 48, 64), memcpy(&v7, a + d0 + 56, 64);
+                for (int64_t r = q0; r < q1; r++) {
+                    const int hr = h[r - q0];
+                    if (hr == 0) continue;
+                    const double *t = tab + ((r - r0) * 15 + hr + 7) * D + d0;
+                    f64x8 u0, u1, u2, u3, u4, u5, u6, u7;
+                    memcpy(&u0, t, 64), memcpy(&u1, t + 8, 64);
+                    memcpy(&u2, t + 16, 64), memcpy(&u3, t + 24, 64);
+                    memcpy(&u4, t + 32, 64), memcpy(&u5, t + 40, 64);
+                    memcpy(&u6, t + 48, 64), memcpy(&u7, t + 56, 64);
+                    v0 += u0, v1 += u1, v2 += u2, v3 += u3;
+                    v4 += u4, v5 += u5, v6 += u6, v7 += u7;
+                }
+                memcpy(a + d0, &v0, 64), memcpy(a + d0 + 8, &v1, 64);
+                memcpy(a + d0 + 16, &v2, 64), memcpy(a + d0 + 24, &v3, 64);
+                memcpy(a + d0 + 32, &v4, 64), memcpy(a + d0 + 40, &v5, 64);
+                memcpy(a + d0 + 48, &v6, 64), memcpy(a + d0 + 56, &v7, 64);
+            }
+            for (; d0 + 32 <= D; d0 += 32) {
+                f64x8 v0, v1, v2, v3;
+                memcpy(&v0, a + d0, 64), memcpy(&v1, a + d0 + 8, 64);
+                memcpy(&v2, a + d0 + 16, 64), memcpy(&v3, a + d0 + 24, 64);
+                for (int64_t r = q0; r < q1; r++) {
+                    const int hr = h[r - q0];
+                    if (hr == 0) continue;
+                    const double *t = tab + ((r - r0) * 15 + hr + 7) * D + d0;
+                    f64x8 u0, u1, u2, u3;
+                    memcpy(&u0, t, 64), memcpy(&u1, t + 8, 64);
+                    memcpy(&u2, t + 16, 64), memcpy(&u3, t + 24, 64);
+                    v0 += u0, v1 += u1, v2 += u2, v3 += u3;
+                }
+                memcpy(a + d0, &v0, 64), memcpy(a + d0 + 8, &v1, 64);
+                memcpy(a + d0 + 16, &v2, 64), memcpy(a + d0 + 24, &v3, 64);
+            }
+            for (int64_t r = q0; r < q1 && d0 < D; r++) { /* the last D mod 32 */
+                const int hr = h[r - q0];
+                if (hr == 0) continue;
+                const double *t = tab + ((r - r0) * 15 + hr + 7) * D;
+                for (int64_t d = d0; d < D; d++) a[d] += t[d];
+            }
         }
     }
+}
+
+/* acc (C, D) += the rows with p < 1 (K of them, nibbles in [−7, 7]) in
+ * increasing r per element: blocks of kept rows whose tables fit in L2,
+ * each built on the threads, then the output tiles on the threads. */
+static int weighted_rows(int64_t K, int64_t C, int64_t D, const int8_t *nibbles, int mult,
+                         const int64_t *rows, const double *weight, const int8_t *x_codes,
+                         double *acc, int nt)
+{
+    int64_t rb = 65536 / (15 * D);
+    if (rb < 1) rb = 1;
+    if (rb > K) rb = K;
+    double *tab = lb_alloc((size_t)(rb * 15 * D) * sizeof *tab);
+    if (!tab) return 0;
+    const int64_t tiles = ceil_div(C, WEIGHTED_TILE);
+#pragma omp parallel num_threads(nt) if (nt > 1 && K * C * D >= 65536)
+    for (int64_t r0 = 0; r0 < K; r0 += rb) {
+        const int64_t r1 = min64(K, r0 + rb), entries = (r1 - r0) * 15;
+#pragma omp for schedule(static)
+        for (int64_t e = 0; e < entries; e += 15)
+            weighted_table(D, r0, e, min64(entries, e + 15), mult, rows, weight, x_codes, tab);
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < tiles; t++)
+            weighted_tile(C, D, t * WEIGHTED_TILE, min64(WEIGHTED_TILE, C - t * WEIGHTED_TILE), r0,
+                          r1, nibbles, rows, tab, acc);
+    }
+    lb_free(tab);
+    return 1;
 }
 
 /* Rows n0..n1 of G_X (N, D) into out: (0.0 + A) + B with A from the row's
@@ -438,11 +538,8 @@ lb_status lb_qlinear_hq_backward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, const
                 bf.wrow[K++] = bf.wt_w[r];
             }
             if (K == 0 || D == 0) continue;
-            const int64_t tiles = ceil_div(C, WEIGHTED_TILE);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && K * C * D >= 65536)
-            for (int64_t t = 0; t < tiles; t++)
-                weighted_tile(K, C, D, t * WEIGHTED_TILE, min64(WEIGHTED_TILE, C - t * WEIGHTED_TILE),
-                              nib, mult, bf.rows, bf.wrow, xq, bf.acc_w);
+            if (!weighted_rows(K, C, D, nib, mult, bf.rows, bf.wrow, xq, bf.acc_w, nt))
+                goto reference;
         }
         const int64_t n = C * D, tasks = ceil_div(n, CHUNK);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
