@@ -388,6 +388,38 @@ static inline float dot_simd(const float *a, const float *b, int64_t n)
     return ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
 }
 
+/* Sixteen floats in the compiler's generic vector extension (one AVX-512
+ * register, two AVX2 ones, four SSE2 ones). */
+typedef float f32x16 __attribute__((vector_size(64)));
+
+/* Keys per batch of add_weighted_rows. */
+#define KEY_BATCH 64
+
+/* c (hs) += Σ_k ys[k] · rows[js[k]] (rows at stride ld), every element
+ * summed in increasing k: the loop "for k: c[i] += ys[k]·row[i]" with each
+ * 16-float segment of c held in a register across the k (no store/load
+ * round trip per key). */
+static inline void add_weighted_rows(float *c, const float *rows, int64_t ld, const int32_t *js,
+                                     const float *ys, int m, int64_t hs)
+{
+    int64_t i0 = 0;
+    for (; i0 + 16 <= hs; i0 += 16) {
+        f32x16 acc;
+        memcpy(&acc, c + i0, sizeof acc);
+        for (int k = 0; k < m; k++) {
+            f32x16 r;
+            memcpy(&r, rows + js[k] * ld + i0, sizeof r);
+            acc += ys[k] * r;
+        }
+        memcpy(c + i0, &acc, sizeof acc);
+    }
+    for (; i0 < hs; i0++) {
+        float a = c[i0];
+        for (int k = 0; k < m; k++) a += ys[k] * rows[js[k] * ld + i0];
+        c[i0] = a;
+    }
+}
+
 static inline int key_ok(const lb_attention_shape *s, const uint8_t *key_mask, int64_t b,
                          int64_t t, int64_t j)
 {
@@ -434,14 +466,19 @@ static void attention_forward_pair(int64_t bh, float *out, float *probs, float *
                 sum += p[j];
             }
             const float inv = 1.0f / sum;
+            /* c = Σ_j y_j v_j over the allowed keys, in increasing j */
+            const float *v = qkv + b * T * 3 * C + 2 * C + h * hs; // rows at stride 3C
+            int32_t js[KEY_BATCH];
+            float ys[KEY_BATCH];
+            int m = 0;
             for (int64_t j = 0; j < T; j++) {
                 if (!key_ok(s, key_mask, b, t, j)) continue;
                 p[j] *= inv;
-                const float y = clip_weight(s, p[j]);
-                const float *v = qkv + (b * T + j) * 3 * C + 2 * C + h * hs;
-#pragma omp simd
-                for (int64_t i = 0; i < hs; i++) c[i] += y * v[i];
+                js[m] = (int32_t)j;
+                ys[m++] = clip_weight(s, p[j]);
+                if (m == KEY_BATCH) add_weighted_rows(c, v, 3 * C, js, ys, m, hs), m = 0;
             }
+            add_weighted_rows(c, v, 3 * C, js, ys, m, hs);
         }
         if (s->gated) {
             const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
@@ -511,17 +548,22 @@ static void attention_backward_pair(int64_t bh, float *dqkv, float *dgate_in, fl
         }
         const float *q = qkv + (b * T + t) * 3 * C + h * hs;
         float *dq = dqkv + (b * T + t) * 3 * C + h * hs;
+        /* dk_j += dx_j q for each key; dq += Σ_j dx_j k_j in increasing j */
+        const float *k = qkv + b * T * 3 * C + C + h * hs; // rows at stride 3C
+        int32_t js[KEY_BATCH];
+        float dxs[KEY_BATCH];
+        int m = 0;
         for (int64_t j = 0; j < T; j++) {
             if (!key_ok(s, key_mask, b, t, j)) continue;
             const float dx = p[j] * (u[j] - pu) * scale;
-            const float *k = qkv + (b * T + j) * 3 * C + C + h * hs;
             float *dk = dqkv + (b * T + j) * 3 * C + C + h * hs;
 #pragma omp simd
-            for (int64_t i = 0; i < hs; i++) {
-                dq[i] += dx * k[i];
-                dk[i] += dx * q[i];
-            }
+            for (int64_t i = 0; i < hs; i++) dk[i] += dx * q[i];
+            js[m] = (int32_t)j;
+            dxs[m++] = dx;
+            if (m == KEY_BATCH) add_weighted_rows(dq, k, 3 * C, js, dxs, m, hs), m = 0;
         }
+        add_weighted_rows(dq, k, 3 * C, js, dxs, m, hs);
     }
 }
 
