@@ -135,24 +135,30 @@ static void scale_to_float(const double *acc, double scale, float *out, int64_t 
     for (int64_t i = i0; i < i1; i++) out[i] = (float)(scale * acc[i]);
 }
 
-/* Table rows [e0, e1) of a block of kept rows r0.. with p < 1: entry
- * e = (r − r0)·15 + (h + 7) holds, for the nibble value h in [−7, 7] of row
- * r, tab[e][d] = weight[r]·(double)(mult·h·x̂[rows[r], d]): the reference's
+/* The tables of kept rows [q0, q1) of a block starting at r0 (rows with
+ * p < 1): entry e = (r − r0)·15 + (h + 7) holds, for each nibble value h in
+ * [−7, 7] that occurs in row r's nibbles (the others are never read),
+ * tab[e][d] = weight[r]·(double)(mult·h·x̂[rows[r], d]): the reference's
  * term, evaluated once per (row, nibble value) instead of once per (row,
  * output row). */
 LB_ISA_CLONES
-static void weighted_table(int64_t D, int64_t r0, int64_t e0, int64_t e1, int mult,
-                           const int64_t *rows, const double *weight, const int8_t *x_codes,
-                           double *tab)
+static void weighted_table(int64_t C, int64_t D, int64_t r0, int64_t q0, int64_t q1, int mult,
+                           const int8_t *nibbles, const int64_t *rows, const double *weight,
+                           const int8_t *x_codes, double *tab)
 {
-    for (int64_t e = e0; e < e1; e++) {
-        const int64_t r = r0 + e / 15;
-        const int hc = mult * (int)(e % 15 - 7);
+    for (int64_t r = q0; r < q1; r++) {
+        const int8_t *nib = nibbles + rows[r] * C; // (C)
+        uint16_t present = 0;
+        for (int64_t c = 0; c < C; c++) present |= (uint16_t)(1u << (nib[c] + 7));
         const int8_t *x = x_codes + rows[r] * D; // (D)
         const double wgt = weight[r];
-        double *t = tab + e * D;
+        for (int hv = -7; hv <= 7; hv++) {
+            if (hv == 0 || !(present >> (hv + 7) & 1u)) continue;
+            const int hc = mult * hv;
+            double *t = tab + ((r - r0) * 15 + hv + 7) * D;
 #pragma omp simd
-        for (int64_t d = 0; d < D; d++) t[d] = wgt * (double)(hc * (int)x[d]);
+            for (int64_t d = 0; d < D; d++) t[d] = wgt * (double)(hc * (int)x[d]);
+        }
     }
 }
 
@@ -243,10 +249,10 @@ static int weighted_rows(int64_t K, int64_t C, int64_t D, const int8_t *nibbles,
     const int64_t tiles = ceil_div(C, WEIGHTED_TILE);
 #pragma omp parallel num_threads(nt) if (nt > 1 && K * C * D >= 65536)
     for (int64_t r0 = 0; r0 < K; r0 += rb) {
-        const int64_t r1 = min64(K, r0 + rb), entries = (r1 - r0) * 15;
+        const int64_t r1 = min64(K, r0 + rb);
 #pragma omp for schedule(static)
-        for (int64_t e = 0; e < entries; e += 15)
-            weighted_table(D, r0, e, min64(entries, e + 15), mult, rows, weight, x_codes, tab);
+        for (int64_t r = r0; r < r1; r++)
+            weighted_table(C, D, r0, r, r + 1, mult, nibbles, rows, weight, x_codes, tab);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; t++)
             weighted_tile(C, D, t * WEIGHTED_TILE, min64(WEIGHTED_TILE, C - t * WEIGHTED_TILE), r0,
