@@ -422,6 +422,16 @@ void rc_bias_grad(float *dbias, const float *dout, int64_t N, int64_t OC)
 
 /* ------------------------------------------------------- integer GEMMs */
 
+/* 1 when some a[0..n) != 0 (an OR over the row, no early exit: vectorises). */
+LB_ISA_CLONES
+static int row_nonzero(const int8_t *a, int64_t n)
+{
+    int acc = 0;
+#pragma omp simd reduction(| : acc)
+    for (int64_t j = 0; j < n; j++) acc |= a[j];
+    return acc != 0;
+}
+
 /* C (M, N) = op(A) · op(B) on the cpu kernels with the all-zero rows of the
  * stored A skipped (they add nothing, so the result is the same integers):
  * trans_a == 0 drops output rows, trans_a != 0 (with trans_b == 0) drops
@@ -434,12 +444,8 @@ static lb_status gemm_skip_zero_rows(lb_ctx *ctx, int trans_a, int trans_b, int6
     int64_t *keep = lb_alloc((size_t)(rows > 0 ? rows : 1) * sizeof *keep);
     if (!keep) return lb_error(ctx, LB_ERR_NOMEM, "recipe gemm: out of memory");
     int64_t nk = 0;
-    for (int64_t i = 0; i < rows; i++) {
-        const int8_t *a = A + i * cols;
-        int any = 0;
-        for (int64_t j = 0; j < cols && !any; j++) any = a[j] != 0;
-        if (any) keep[nk++] = i;
-    }
+    for (int64_t i = 0; i < rows; i++)
+        if (row_nonzero(A + i * cols, cols)) keep[nk++] = i;
     lb_status st = LB_OK;
     if (nk * 4 >= rows * 3 || (trans_a && trans_b)) {
         st = lb_gemm_i8(ctx, trans_a, trans_b, M, N, K, A, B, C);

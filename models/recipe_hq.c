@@ -86,9 +86,9 @@ static void hq_config(const rc_recipe *r, rc_site *s, int64_t D, lb_hq_config *c
 LB_ISA_CLONES
 static int64_t count_outside(const float *v, int64_t i0, int64_t i1, float lo, float hi)
 {
-    int64_t k = 0;
+    int32_t k = 0; /* int32: i1 − i0 <= 65536 (the caller's tasks) */
 #pragma omp simd reduction(+ : k)
-    for (int64_t i = i0; i < i1; i++) k += v[i] < lo || v[i] > hi;
+    for (int64_t i = i0; i < i1; i++) k += (v[i] < lo) | (v[i] > hi);
     return k;
 }
 

@@ -94,11 +94,11 @@ LB_ISA_CLONES
 static void count_zero_codes(const float *dout, const int8_t *g, int64_t i0, int64_t i1,
                              int64_t *nonzero, int64_t *zeros)
 {
-    int64_t nz = 0, z = 0;
+    int32_t nz = 0, z = 0; /* int32: i1 − i0 <= CHUNK */
 #pragma omp simd reduction(+ : nz, z)
     for (int64_t i = i0; i < i1; i++) {
         nz += dout[i] != 0.0f;
-        z += g[i] == 0 && dout[i] != 0.0f;
+        z += (g[i] == 0) & (dout[i] != 0.0f);
     }
     *nonzero += nz;
     *zeros += z;

@@ -78,7 +78,8 @@ static int64_t count_clipped(const float *t, int64_t i0, int64_t i1, float scale
 {
     const float r = 1.0f / scale;
     const float margin = 1e-5f * (fabsf(lo) > fabsf(hi) ? fabsf(lo) : fabsf(hi)) + 1e-30f;
-    int64_t k = 0, near = 0;
+    int64_t k = 0;
+    int32_t clear_out = 0, near = 0; /* int32: i1 − i0 <= 65536 (the callers' tasks) */
     if (!(r <= FLT_MAX)) { /* a subnormal scale: no usable reciprocal */
         for (int64_t i = i0; i < i1; i++) {
             const float q = t[i] / scale;
@@ -86,13 +87,14 @@ static int64_t count_clipped(const float *t, int64_t i0, int64_t i1, float scale
         }
         return k;
     }
-#pragma omp simd reduction(+ : k, near)
+#pragma omp simd reduction(+ : clear_out, near)
     for (int64_t i = i0; i < i1; i++) {
         const float v = t[i] * r;
-        const int edge = fabsf(v - lo) <= margin || fabsf(v - hi) <= margin;
-        k += !edge && (v < lo || v > hi);
+        const int32_t edge = (fabsf(v - lo) <= margin) | (fabsf(v - hi) <= margin);
+        clear_out += ((v < lo) | (v > hi)) & !edge; /* bitwise: the loop vectorises */
         near += edge;
     }
+    k = clear_out;
     if (near)
         for (int64_t i = i0; i < i1; i++) {
             const float v = t[i] * r;
@@ -123,11 +125,11 @@ LB_ISA_CLONES
 static void count_underflow(const float *d, int64_t i0, int64_t i1, float alpha, int64_t *under,
                             int64_t *nonzero)
 {
-    int64_t u = 0, z = 0;
+    int32_t u = 0, z = 0; /* int32: i1 − i0 <= 65536 (the caller's tasks) */
 #pragma omp simd reduction(+ : u, z)
     for (int64_t i = i0; i < i1; i++) {
         const float a = fabsf(d[i]);
-        u += a > 0.0f && a < alpha;
+        u += (a > 0.0f) & (a < alpha);
         z += a > 0.0f;
     }
     *under += u;
