@@ -23,6 +23,7 @@
  */
 #include "config.h"
 #include "gemm_i8_kernels.h"
+#include "../runtime/clones.h"
 
 #include <string.h>
 #include "lowbit/alloc.h"
@@ -81,6 +82,7 @@ typedef uint8_t u8x16 __attribute__((vector_size(16)));
  * columns past N and k past K zero, and the columns' sums: byte j·4 + i of
  * k-group kg is B[4·kg + i][n0 + j]. Full groups of four rows go through a
  * byte interleave, 16 columns at a time. */
+LB_ISA_CLONES
 static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, int64_t kgroups,
                              unsigned char *panel, int32_t *colsum)
 {
@@ -111,12 +113,14 @@ static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, 
                 }
         }
     }
-    for (int j = 0; j < 32; j++) colsum[j] = 0;
-    const int cols = n0 + 32 <= N ? 32 : (int)(N - n0);
-    for (int64_t k = 0; k < K; k++) {
-        const int8_t *row = B + k * N + n0;
-        for (int j = 0; j < cols; j++) colsum[j] += row[j];
+    /* the column sums from the packed panel (in cache), padding included (zeros) */
+    int32_t sum[32] = {0};
+    for (int64_t kg = 0; kg < kgroups; kg++) {
+        const int8_t *g = (const int8_t *)panel + kg * 128;
+#pragma omp simd
+        for (int j = 0; j < 32; j++) sum[j] += (g[4 * j] + g[4 * j + 1]) + (g[4 * j + 2] + g[4 * j + 3]);
     }
+    for (int j = 0; j < 32; j++) colsum[j] = sum[j];
 }
 
 /* Packs panel p (columns p·NR ..) of op(B) and its compensation. The
