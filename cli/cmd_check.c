@@ -8,14 +8,16 @@
  * summary; exits 1 on any mismatch or error.
  *
  * Adding an op: write `static int run_<op>(lb_ctx *, const check_case *,
- * check_result *)` (inputs from check_fill_s8 etc. so they are reproducible),
- * add it to check_ops[] and its shapes/params to check_cases[]. An op whose
+ * check_result *)` here or in check_layers.c (inputs from check_fill_s8 etc.
+ * so they are reproducible), add it to check_ops[] and its shapes/params to
+ * check_cases[]. An op whose
  * cpu code is ISA-dispatched has per_isa = 1 and runs once per available
  * path (the context's ISA is forced); a peer (oneDNN, OpenBLAS) has
  * per_isa = 0 and runs once per thread count.
  */
 #include "config.h"
 #include "cli.h"
+#include "check.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -36,31 +38,8 @@ int cmd_check(int argc, char **argv);
 
 /* ------------------------------------------------------------ the table */
 
-/* Data kinds for generated inputs. */
-enum check_data { DATA_RANDOM, DATA_EXTREMES, DATA_ZEROS, DATA_OUTLIER };
-static const char *const data_names[] = {"random", "extremes", "zeros", "outlier"};
-
-typedef struct check_case {
-    const char *op;   /* name in check_ops[] */
-    int64_t shape[4]; /* op-specific, e.g. gemm: M, N, K */
-    int param[4];     /* op-specific, e.g. gemm: trans_a, trans_b, int4 B, int4 A */
-    enum check_data data;
-} check_case;
-
-typedef enum check_outcome { CHECK_OK = 0, CHECK_MISMATCH, CHECK_ERROR, CHECK_SKIP } check_outcome;
-
-typedef struct check_result {
-    check_outcome outcome;
-    char detail[256]; /* first mismatch, error text or skip reason */
-} check_result;
-
-typedef struct check_op {
-    const char *name;
-    int per_isa; /* 1: run on every cpu ISA path; 0: a peer, run once */
-    const char *isa_label; /* label in the isa column when per_isa == 0 */
-    void (*describe)(const check_case *c, char *shape, size_t ns, char *params, size_t np);
-    void (*run)(lb_ctx *ctx, const check_case *c, check_result *r);
-} check_op;
+const char *const check_data_names[] = {"random", "extremes", "zeros", "outlier"};
+#define data_names check_data_names
 
 /* ------------------------------------------------------------ helpers */
 
@@ -104,7 +83,7 @@ static void check_compare_i32(const int32_t *got, const int32_t *want, int64_t r
     r->outcome = CHECK_OK;
 }
 
-static void set_error(check_result *r, lb_ctx *ctx, lb_status st)
+void check_set_error(check_result *r, lb_ctx *ctx, lb_status st)
 {
     r->outcome = st == LB_ERR_UNSUPPORTED ? CHECK_SKIP : CHECK_ERROR;
     snprintf(r->detail, sizeof r->detail, "%s: %s", lb_status_str(st), lb_ctx_error(ctx));
@@ -169,7 +148,7 @@ static void run_gemm(lb_ctx *ctx, const check_case *c, check_result *r)
     gemm_inputs g;
     lb_status st = gemm_inputs_make(ctx, c, 127, &g);
     if (st != LB_OK) {
-        set_error(r, ctx, st);
+        check_set_error(r, ctx, st);
         return;
     }
     if (!c->param[2] && !c->param[3]) {
@@ -183,7 +162,7 @@ static void run_gemm(lb_ctx *ctx, const check_case *c, check_result *r)
                                    c->param[3] ? (const void *)g.A4 : (const void *)g.A, pb, g.got);
         lb_packed_i8_free(pb);
     }
-    if (st != LB_OK) set_error(r, ctx, st);
+    if (st != LB_OK) check_set_error(r, ctx, st);
     else check_compare_i32(g.got, g.want, M, N, r);
     gemm_inputs_free(&g);
 }
@@ -201,7 +180,7 @@ static void run_gemm_onednn(lb_ctx *ctx, const check_case *c, check_result *r)
     lb_status st = gemm_inputs_make(ctx, c, lb_onednn_int8_exact() ? 127 : 64, &g);
     if (st == LB_OK)
         st = lb_gemm_i8_onednn(ctx, c->param[0], c->param[1], M, N, K, g.A, g.B, g.got);
-    if (st != LB_OK) set_error(r, ctx, st);
+    if (st != LB_OK) check_set_error(r, ctx, st);
     else check_compare_i32(g.got, g.want, M, N, r);
     if (st == LB_OK && r->outcome == CHECK_OK && !lb_onednn_int8_exact())
         snprintf(r->detail, sizeof r->detail, "B in [-64, 64] (no VNNI)");
@@ -212,7 +191,7 @@ static void run_gemm_onednn(lb_ctx *ctx, const check_case *c, check_result *r)
 
 /* Float input x (n) of the data kind: uniform in [-1, 1), zeros, values on
  * rounding ties (k/2), or random with one element 1e4 times larger. */
-static void check_fill_f32(float *x, int64_t n, enum check_data kind, uint64_t stream)
+void check_fill_f32(float *x, int64_t n, enum check_data kind, uint64_t stream)
 {
     const uint64_t seed = 0x6c62636865636bull;
     for (int64_t i = 0; i < n; i++) {
@@ -237,8 +216,8 @@ static void describe_quant(const check_case *c, char *shape, size_t ns, char *pa
 }
 
 /* Byte-exact comparison of two buffers of n elements of `size` bytes. */
-static void check_compare_bytes(const char *what, const void *got, const void *want, int64_t n,
-                                size_t size, check_result *r)
+void check_compare_bytes(const char *what, const void *got, const void *want, int64_t n,
+                         size_t size, check_result *r)
 {
     const unsigned char *a = got, *b = want;
     for (int64_t i = 0; i < n; i++) {
@@ -271,7 +250,7 @@ static void run_hq(lb_ctx *ctx, const check_case *c, check_result *r)
         st = lb_hq_quantize_cpu(ctx, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, rows, D, block, x, step,
                                 LB_INT_S8, c2, q2, t2, NULL);
     if (st != LB_OK) {
-        set_error(r, ctx, st);
+        check_set_error(r, ctx, st);
     } else {
         check_compare_bytes("codes", c2, c1, n, 1, r);
         if (r->outcome == CHECK_OK) check_compare_bytes("quotients", q2, q1, n, 4, r);
@@ -297,7 +276,7 @@ static void run_bit_split(lb_ctx *ctx, const check_case *c, check_result *r)
         st = lb_bit_split_cpu(ctx, LB_BS_CLEAN, LB_ROUND_HALF_EVEN, N, C, g, NULL, seed, stream,
                               LB_INT_S8, h2, l2, &s2, NULL, NULL);
     if (st != LB_OK) {
-        set_error(r, ctx, st);
+        check_set_error(r, ctx, st);
     } else {
         check_compare_bytes("fine scale", &s2, &s1, 1, 4, r);
         if (r->outcome == CHECK_OK) check_compare_bytes("high nibbles", h2, h1, n, 1, r);
@@ -322,7 +301,7 @@ static void run_luq(lb_ctx *ctx, const check_case *c, check_result *r)
     }
     if (st == LB_OK) st = lb_luq_quantize_cpu(ctx, &p, x, (size_t)n, c2, v2, &a2);
     if (st != LB_OK) {
-        set_error(r, ctx, st);
+        check_set_error(r, ctx, st);
     } else {
         check_compare_bytes("alpha", &a2, &a1, 1, 4, r);
         if (r->outcome == CHECK_OK) check_compare_bytes("codes", c2, c1, n, 1, r);
@@ -337,6 +316,10 @@ static const check_op check_ops[] = {
     {"hq", 1, NULL, describe_quant, run_hq},
     {"bit-split", 1, NULL, describe_quant, run_bit_split},
     {"luq", 1, NULL, describe_quant, run_luq},
+    {"hadamard", 1, NULL, check_describe_rows, check_run_hadamard},
+    {"lsq-backward", 1, NULL, check_describe_rows, check_run_lsq_backward},
+    {"qlinear-hq", 1, NULL, check_describe_layer, check_run_qlinear_hq},
+    {"qlinear-luq", 1, NULL, check_describe_layer, check_run_qlinear_luq},
 };
 
 #define GEMM(op, M, N, K, ta, tb, s4b, s4a, data) {op, {M, N, K, 0}, {ta, tb, s4b, s4a}, data}
@@ -375,6 +358,20 @@ static const check_case check_cases[] = {
     QUANT("luq", 127, 129, 0, DATA_RANDOM),
     QUANT("luq", 1023, 17, 0, DATA_OUTLIER),
     QUANT("luq", 15, 63, 0, DATA_EXTREMES),
+    /* the transform and the LSQ backward of the layers (check_layers.c) */
+    QUANT("hadamard", 3, 96, 32, DATA_RANDOM),
+    QUANT("hadamard", 65, 256, 256, DATA_OUTLIER),
+    QUANT("lsq-backward", 1, 7, 0, DATA_RANDOM),
+    QUANT("lsq-backward", 129, 1025, 0, DATA_EXTREMES),
+    QUANT("lsq-backward", 3, 4097, 1, DATA_OUTLIER), /* block: the authors' range and tie rule */
+#define LAYER(op, N, D, C, block, mode, data) {op, {N, D, C, block}, {mode, 0, 0, 0}, data}
+    /* whole layers, forward + backward (lowbit/cpu_qlinear.h) vs the oracle layers */
+    LAYER("qlinear-hq", 33, 16, 17, 8, 0, DATA_RANDOM),      /* paper config, bernoulli LSS */
+    LAYER("qlinear-hq", 130, 96, 40, 32, 1, DATA_RANDOM),    /* budget N/3: rows with p < 1 */
+    LAYER("qlinear-hq", 64, 64, 64, 16, 2, DATA_OUTLIER),    /* authors' config, nonzero LSS */
+    LAYER("qlinear-luq", 33, 17, 65, 0, 0, DATA_RANDOM),     /* L = 8, one sample */
+    LAYER("qlinear-luq", 200, 48, 130, 0, 1, DATA_OUTLIER),  /* L = 16, three pieces */
+    LAYER("qlinear-luq", 64, 64, 64, 0, 2, DATA_RANDOM),     /* SMP, 3 samples */
 };
 
 /* ---------------------------------------------------------------- driver */
@@ -501,7 +498,7 @@ int cmd_check(int argc, char **argv)
                 const int threads = ti == 0 ? 1 : (int)threads_n;
                 check_result r = {CHECK_OK, ""};
                 lb_status st = lb_ctx_set_threads(ctx, threads);
-                if (st != LB_OK) set_error(&r, ctx, st);
+                if (st != LB_OK) check_set_error(&r, ctx, st);
                 else op->run(ctx, c, &r);
                 lb_ctx_clear_error(ctx);
                 static const char *const words[] = {"ok", "MISMATCH", "ERROR", "skip"};

@@ -1,7 +1,8 @@
 /* tests/test_cli.c — the `lowbit` program's argument handling: help and
  * version work, unknown commands/flags, missing values and bad numbers give a
  * one-line error plus usage and exit 2; bad files give exit 1 and name the file.
- * The benchmarks run at toy sizes (their cpu-vs-ref checks included). */
+ * The benchmarks run at toy sizes (their cpu-vs-ref checks included);
+ * `lowbit check --backend cpu` runs its whole table. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -111,6 +112,20 @@ static void test_bench_linear(void **state)
     assert_int_equal(LB_CLI(out, "bench", "step", "--shapes", "1x1x1"), 2);
 }
 
+/* `lowbit check --backend cpu`: the whole table (GEMMs, quantizers, the
+ * quantized layers) on every path this machine has, at 1 and 2 threads. */
+static void test_check_cpu(void **state)
+{
+    (void)state;
+    static char big[65536];
+    assert_int_equal(LB_CLI(big, "check", "--backend", "cpu", "--threads", "2"), 0);
+    assert_non_null(strstr(big, " 0 failed"));
+    const char *ops[] = {"gemm-i8", "hq ", "bit-split", "luq ", "hadamard", "lsq-backward",
+                         "qlinear-hq", "qlinear-luq"};
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) assert_non_null(strstr(big, ops[i]));
+    assert_null(strstr(big, "MISMATCH"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -118,6 +133,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_compare),
         cmocka_unit_test(test_bench_linear),
+        cmocka_unit_test(test_check_cpu),
     };
     return LB_RUN_TESTS(tests);
 }
