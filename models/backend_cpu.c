@@ -243,7 +243,9 @@ static inline float exp_neg_fast(float x)
     union {
         int32_t i;
         float f;
-    } two_k = {.i = ((int32_t)k + 127) * (1 << 23)};
+    } two_k = {.i = ((int32_t)(k >= -126.0f && k <= 127.0f ? k : 0.0f) + 127) * (1 << 23)};
+    /* (a NaN or infinite x leaves k outside that range; p is NaN then, and
+     * converting k itself to an integer would be undefined) */
     return p * two_k.f;
 }
 

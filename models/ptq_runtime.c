@@ -132,7 +132,9 @@ int ptq_act_quantize(const float *x, int64_t n, float scale, int32_t zero, int b
         v = v > hi ? hi : v;
         const float r = (v + magic) - magic; // q - z
         if (xhat) xhat[i] = scale * r;
-        if (codes) codes[i] = (int8_t)((int32_t)r + zero - 128);
+        /* r is NaN for a NaN x (reported by the return value); converting it
+         * to an integer would be undefined, so it becomes 0 here */
+        if (codes) codes[i] = (int8_t)((int32_t)(r == r ? r : 0.0f) + zero - 128);
     }
     return finite;
 }

@@ -826,10 +826,11 @@ lb_status lb_recipe_create_ex(lb_ctx *ctx, const char *name, const lb_recipe_opt
     r->fnt_start = INT64_MAX;
     if (ops->kind == RC_LUQ && o->fnt_steps > 0) {
         if (o->fnt_steps >= r->run.steps) {
+            const long long steps = (long long)r->run.steps;
             lb_free(r);
             return lb_error(ctx, LB_ERR_ARG,
                             "fnt-steps %lld must be smaller than the %lld training steps",
-                            (long long)o->fnt_steps, (long long)r->run.steps);
+                            (long long)o->fnt_steps, steps);
         }
         r->fnt_start = r->run.steps - o->fnt_steps;
     }
