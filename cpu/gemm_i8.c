@@ -24,6 +24,7 @@
 #include "config.h"
 #include "gemm_i8_kernels.h"
 #include "../runtime/clones.h"
+#include "loops.h"
 
 #include <string.h>
 #include "lowbit/alloc.h"
@@ -45,16 +46,6 @@ static inline int8_t s4_get(const uint8_t *p, int64_t e)
     unsigned byte = p[e >> 1];
     unsigned nibble = (e & 1) ? (byte >> 4) : (byte & 15u);
     return (int8_t)((int)(nibble ^ 8u) - 8);
-}
-
-static int requested_threads(const lb_ctx *ctx)
-{
-#ifdef _OPENMP
-    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
-#else
-    (void)ctx;
-    return 1;
-#endif
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -270,7 +261,7 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
     const size_t pb = pk->panel_bytes;
     unsigned char *data = pk->data;
     int32_t *comp = pk->comp;
-    const int nthreads = requested_threads(ctx);
+    const int nthreads = lb_cpu_threads(ctx);
     (void)nthreads;
     /* Each panel is written by one thread; the result does not depend on the split. */
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && npanels > 1)
@@ -504,7 +495,7 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
     const int64_t tiles_m = ceil_div(M, MC), tiles_n = ceil_div(B->npanels, nc_panels);
     const int64_t tiles = tiles_m * tiles_n;
 
-    int nthreads = requested_threads(ctx);
+    int nthreads = lb_cpu_threads(ctx);
     if ((int64_t)nthreads > tiles) nthreads = (int)tiles;
     if (nthreads < 1) nthreads = 1;
     const size_t a_block_bytes = (size_t)mc_panels * a_panel_bytes;

@@ -32,56 +32,24 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "lowbit/alloc.h"
 #include "lowbit/cpu_quant.h"
 #include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/leverage_sampling.h"
 #include "../runtime/clones.h"
+#include "loops.h"
 
 /* Elements per task of the elementwise loops. */
 #define CHUNK 16384
 /* Output rows per tile of the weighted ∇W rows (their accumulators stay in cache). */
 #define WEIGHTED_TILE 8
-/* Columns per task of the bias sums (double partial sums in L1). */
-#define BIAS_BLOCK 64
-
-static int threads_of(const lb_ctx *ctx)
-{
-#ifdef _OPENMP
-    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
-#else
-    (void)ctx;
-    return 1;
-#endif
-}
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static size_t nz(int64_t n) { return (size_t)(n > 0 ? n : 1); }
 
 /* ------------------------------------------------------------ loop bodies */
-
-/* Rows n0..n1 of y (N, C) = c · fl32(z) (+ b). */
-LB_ISA_CLONES
-static void forward_epilogue(float *y, const int32_t *z, const float *b, float c, int64_t C,
-                             int64_t n0, int64_t n1)
-{
-    for (int64_t n = n0; n < n1; n++) {
-        float *yr = y + n * C;
-        const int32_t *zr = z + n * C;
-        if (b) {
-#pragma omp simd
-            for (int64_t j = 0; j < C; j++) yr[j] = c * (float)zr[j] + b[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < C; j++) yr[j] = c * (float)zr[j];
-        }
-    }
-}
 
 /* 1 when some b[0..n) is NaN or ±Inf. */
 LB_ISA_CLONES
@@ -298,20 +266,6 @@ static void grad_x_rows(const int32_t *z_hi, const int32_t *z_lo, const int64_t 
     }
 }
 
-/* Columns o0..o0+m−1 of grad_b = fl32(Σ_n g[n, o]), each in double in increasing n. */
-LB_ISA_CLONES
-static void bias_block(const float *g, int64_t N, int64_t C, int64_t o0, int64_t m, float *out)
-{
-    double acc[BIAS_BLOCK];
-    for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
-    for (int64_t n = 0; n < N; n++) {
-        const float *row = g + n * C + o0;
-#pragma omp simd
-        for (int64_t k = 0; k < m; k++) acc[k] += (double)row[k];
-    }
-    for (int64_t k = 0; k < m; k++) out[o0 + k] = (float)acc[k];
-}
-
 /* ---------------------------------------------------------------- helpers */
 
 /* Grows the saved-tensor buffers of one operand to n elements (the
@@ -364,7 +318,7 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     int64_t block = state->block;
     if (block == 0 && cfg->block > 0) block = cfg->block;
     if (block == 0 || !lb_hadamard_block_valid(D, block)) return REFERENCE(); /* the search */
-    const int nt = threads_of(ctx);
+    const int nt = lb_cpu_threads(ctx);
     float sx, sw;
     if (!state->initialized) {
         if (lb_hq_init_step_cpu(ctx, N, D, block, x, &sx) != LB_OK ||
@@ -391,11 +345,7 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     lb_status st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, state->x_codes,
                                      state->w_codes, zz);
     if (st == LB_OK) {
-        const float sxw = sx * sw;
-        const int64_t rows = CHUNK / (C > 0 ? C : 1) + 1, tasks = ceil_div(N, rows);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
-        for (int64_t t = 0; t < tasks; t++)
-            forward_epilogue(y, zz, b, sxw, C, t * rows, min64(N, (t + 1) * rows));
+        lb_cpu_dequant_rows(y, zz, b, sx * sw, N, C, nt);
         state->block = block;
         state->initialized = 1;
         state->step_x = sx;
@@ -473,7 +423,7 @@ lb_status lb_qlinear_hq_backward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, const
     if ((N * C > 0 && !grad_y) || (N * D > 0 && !grad_x) || (C * D > 0 && !grad_w) || N == 0 ||
         C == 0)
         return REFERENCE();
-    const int nt = threads_of(ctx);
+    const int nt = lb_cpu_threads(ctx);
     const double budget = cfg->lss_budget > 0.0 ? cfg->lss_budget : (double)N;
     const lb_hq_streams streams = lb_hq_backward_streams(cfg->layer, step);
     const int8_t *xq = state->x_codes; // (N, D)
@@ -602,12 +552,7 @@ lb_status lb_qlinear_hq_backward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, const
     if (grad_step_w) *grad_step_w = gsw;
 
     /* 7. Bias gradient (float, not quantized). */
-    if (grad_b) {
-        const int64_t tasks = ceil_div(C, BIAS_BLOCK);
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && N * C >= 65536)
-        for (int64_t t = 0; t < tasks; t++)
-            bias_block(grad_y, N, C, t * BIAS_BLOCK, min64(BIAS_BLOCK, C - t * BIAS_BLOCK), grad_b);
-    }
+    if (grad_b) lb_cpu_column_sums(grad_b, grad_y, N, C, 0, nt);
 
     if (trace) {
         trace->fine_scale = fine;

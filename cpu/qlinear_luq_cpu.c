@@ -22,28 +22,16 @@
 
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "lowbit/alloc.h"
 #include "lowbit/cpu_quant.h"
 #include "../runtime/clones.h"
+#include "loops.h"
 
 /* Elements per task of the elementwise loops. */
 #define CHUNK 16384
 /* Columns per task of the piece / column-sum loop (one cache line of int8). */
 #define COLS 64
-
-static int threads_of(const lb_ctx *ctx)
-{
-#ifdef _OPENMP
-    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
-#else
-    (void)ctx;
-    return 1;
-#endif
-}
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -57,24 +45,6 @@ static int any_negative(const float *x, int64_t i0, int64_t i1)
 #pragma omp simd reduction(| : neg)
     for (int64_t i = i0; i < i1; i++) neg |= x[i] < 0.0f;
     return neg;
-}
-
-/* Rows n0..n1 of Y (N, C) = c · fl32(Z) (+ b), the reference's expression. */
-LB_ISA_CLONES
-static void forward_epilogue(float *Y, const int32_t *Z, const float *bias, float c, int64_t C,
-                             int64_t n0, int64_t n1)
-{
-    for (int64_t n = n0; n < n1; n++) {
-        float *y = Y + n * C;
-        const int32_t *z = Z + n * C;
-        if (bias) {
-#pragma omp simd
-            for (int64_t j = 0; j < C; j++) y[j] = c * (float)z[j] + bias[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < C; j++) y[j] = c * (float)z[j];
-        }
-    }
 }
 
 /* Columns c0..c1 of piece j of codes (N, C) (lb_luq_gemm_ref's method:
@@ -250,7 +220,7 @@ lb_status lb_qlinear_luq_forward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *c
         (nd && (!X || !X_codes)) || (cd && (!W || !W_codes)) || (nc && !Y) || !x_scale ||
         !w_scale)
         return REFERENCE();
-    const int nt = threads_of(ctx);
+    const int nt = lb_cpu_threads(ctx);
     lb_sawb_params pw = {cfg->c1, cfg->c2, 0, 1}, px = pw;
     lb_sawb_weight_range(cfg->grid, &pw.qn, &pw.qp);
     const int is_signed = (act_signed && *act_signed) || any_negative_par(X, (int64_t)nd, nt);
@@ -266,14 +236,7 @@ lb_status lb_qlinear_luq_forward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *c
     int32_t *z = Z ? Z : lb_alloc(nc * sizeof *z);
     if (!z) return REFERENCE();
     lb_status st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, X_codes, W_codes, z);
-    if (st == LB_OK) {
-        const float c = *x_scale * *w_scale;
-        const int64_t rows = CHUNK / (C > 0 ? C : 1) + 1;
-        const int64_t tasks = ceil_div(N, rows);
-#pragma omp parallel for schedule(static) num_threads(nt) if (tasks > 1 && nt > 1)
-        for (int64_t t = 0; t < tasks; t++)
-            forward_epilogue(Y, z, bias, c, C, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
-    }
+    if (st == LB_OK) lb_cpu_dequant_rows(Y, z, bias, *x_scale * *w_scale, N, C, nt);
     if (z != Z) lb_free(z);
     return st;
 #undef REFERENCE
@@ -294,7 +257,7 @@ lb_status lb_qlinear_luq_backward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *
         !sizes_ok(N, D, C, &nd, &cd, &nc) || (nc && !dY) || (nd && (!X_codes || !dX)) ||
         (cd && (!W_codes || !dW)))
         return REFERENCE();
-    const int nt = threads_of(ctx);
+    const int nt = lb_cpu_threads(ctx);
     const int S = cfg->samples, levels = cfg->luq.levels;
     const int pieces = (levels + 6) / 7; /* <= 3 (LB_LUQ_MAX_LEVELS 16) */
     /* One sample: each piece's int32 products kept and combined once at the

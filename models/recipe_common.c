@@ -14,6 +14,7 @@
 
 #include "lowbit/alloc.h"
 #include "../runtime/clones.h"
+#include "../cpu/loops.h"
 #include "lowbit/ref/int_gemm.h"
 #include "lowbit/ref/lsq.h"
 #include "lowbit/ref/leverage_sampling.h"
@@ -394,30 +395,9 @@ void rc_accumulate(float *dst, const float *src, int64_t n)
         accumulate_range(dst, src, t * CHUNK, (t + 1) * CHUNK < n ? (t + 1) * CHUNK : n);
 }
 
-/* Columns per block of rc_bias_grad: its double partial sums stay in L1. */
-#define BIAS_BLOCK 64
-
-/* dbias[o0 + k] += fl32(Σ_n dout[n, o0 + k]) for k < m (m <= BIAS_BLOCK),
- * each sum in double in increasing n. */
-LB_ISA_CLONES
-static void bias_grad_block(float *dbias, const float *dout, int64_t N, int64_t OC, int64_t o0,
-                            int64_t m)
-{
-    double acc[BIAS_BLOCK];
-    for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
-    for (int64_t n = 0; n < N; n++) {
-        const float *row = dout + n * OC + o0;
-#pragma omp simd
-        for (int64_t k = 0; k < m; k++) acc[k] += (double)row[k];
-    }
-    for (int64_t k = 0; k < m; k++) dbias[o0 + k] += (float)acc[k];
-}
-
 void rc_bias_grad(float *dbias, const float *dout, int64_t N, int64_t OC)
 {
-#pragma omp parallel for schedule(static) if (N * OC >= 65536)
-    for (int64_t o0 = 0; o0 < OC; o0 += BIAS_BLOCK)
-        bias_grad_block(dbias, dout, N, OC, o0, OC - o0 < BIAS_BLOCK ? OC - o0 : BIAS_BLOCK);
+    lb_cpu_column_sums(dbias, dout, N, OC, 1, lb_cpu_threads(NULL));
 }
 
 /* ------------------------------------------------------- integer GEMMs */

@@ -31,6 +31,7 @@
 #include "lowbit/ref/uniform_quantizer.h"
 #include "recipe_internal.h"
 #include "../runtime/clones.h"
+#include "../cpu/loops.h"
 
 enum { S_X_SCALE, S_W_SCALE, S_G_SCALE, S_G_ZERO };
 static const char *const int8_stats[RC_MAX_STATS] = {"x_scale", "w_scale", "g_scale", "g_zero",
@@ -62,24 +63,6 @@ static lb_status quantize_int8(lb_ctx *ctx, int fast, const lb_uniform_config *q
 
 /* Elements per task of the loops below. */
 #define CHUNK 65536
-
-/* Rows n0..n1 of out (N, OC) = c · fl32(z) (+ bias). */
-LB_ISA_CLONES
-static void dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t OC,
-                         int64_t n0, int64_t n1)
-{
-    for (int64_t n = n0; n < n1; n++) {
-        float *o = out + n * OC;
-        const int32_t *zr = z + n * OC;
-        if (bias) {
-#pragma omp simd
-            for (int64_t j = 0; j < OC; j++) o[j] = c * (float)zr[j] + bias[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < OC; j++) o[j] = c * (float)zr[j];
-        }
-    }
-}
 
 /* dst[i0..i1) += c · fl32(z). */
 LB_ISA_CLONES
@@ -143,13 +126,7 @@ static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     const lb_gemm_i8_hook h = rc_gemm_hook(s);
     st = lb_gemm_i8_hooked(&h, ctx, 0, 1, N, OC, C, xq, wq, z);
     if (st != LB_OK) return st;
-    const float c = sx * sw;
-    {
-        const int64_t rows = CHUNK / (OC > 0 ? OC : 1) + 1, tasks = (N + rows - 1) / rows;
-#pragma omp parallel for schedule(static) if (tasks > 1)
-        for (int64_t t = 0; t < tasks; t++)
-            dequant_rows(out, z, bias, c, OC, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
-    }
+    lb_cpu_dequant_rows(out, z, bias, sx * sw, N, OC, lb_cpu_threads(NULL));
     if (!where->training) return LB_OK;
     s->x_scale = sx, s->w_scale = sw;
     s->n = N, s->d = C, s->c = OC;

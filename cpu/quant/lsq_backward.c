@@ -27,9 +27,7 @@
 #include "lowbit/cpu_quant.h"
 #include "lowbit/ref/lsq.h"
 #include "../../runtime/clones.h"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+#include "../loops.h"
 
 /* Blocks per task of the finiteness scan. */
 #define SCAN_BLOCKS 16
@@ -86,16 +84,6 @@ static double lsq_block(const float *v, const float *g, float *gi, int64_t m, fl
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
-static int threads_of(const lb_ctx *ctx)
-{
-#ifdef _OPENMP
-    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
-#else
-    (void)ctx;
-    return 1;
-#endif
-}
-
 lb_status lb_lsq_backward_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t n,
                               const float *quotient, const float *grad_out, float *grad_in,
                               float *grad_step)
@@ -106,7 +94,7 @@ lb_status lb_lsq_backward_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding round
         (rounding != LB_ROUND_HALF_EVEN && rounding != LB_ROUND_HALF_AWAY) || n <= 0 ||
         !quotient || !grad_out)
         return REFERENCE();
-    const int nt = threads_of(ctx);
+    const int nt = lb_cpu_threads(ctx);
     const int64_t blocks = (n + LB_LSQ_SUM_BLOCK - 1) / LB_LSQ_SUM_BLOCK;
     /* nothing is written before every input is known finite (grad_in may
      * alias grad_out, and the reference must see them unchanged) */

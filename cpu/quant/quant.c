@@ -17,6 +17,7 @@
 #include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/range_estimators.h"
 #include "quant_kernels.h"
+#include "../loops.h"
 
 #include <float.h>
 #include <math.h>
@@ -90,13 +91,7 @@ static lb_status select_kernels(lb_ctx *ctx, const lbq_kernels **out)
 
 static int threads_for(lb_ctx *ctx, int64_t work)
 {
-    if (work < LBQ_PARALLEL_MIN) return 1;
-#ifdef _OPENMP
-    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
-#else
-    (void)ctx;
-    return 1;
-#endif
+    return work < LBQ_PARALLEL_MIN ? 1 : lb_cpu_threads(ctx);
 }
 
 /* Units [u0, u1) of thread t out of nt for `units` units: contiguous, static. */
@@ -238,6 +233,24 @@ static lb_status hq_run(lb_ctx *ctx, const lbq_kernels *k, int64_t rows, lbq_hq_
     return LB_OK;
 }
 
+/* An HQ job over x (rows, D) with the transform's fields set and no output:
+ * the caller adds the quantizer's fields or, with codes.base NULL, only
+ * `transformed` (the transform alone). */
+static void hq_job_transform(lbq_hq_job *job, int64_t D, int64_t block, const float *x)
+{
+    memset(job, 0, sizeof *job);
+    job->D = D;
+    job->block = block;
+    job->log2_block = lb_hadamard_log2(block);
+    job->norm = hadamard_norm(job->log2_block);
+    job->x = x;
+    job->step = 1.0f;
+    job->lo = -7.0f;
+    job->hi = 7.0f;
+    job->rounding = LB_ROUND_HALF_EVEN;
+    job->codes.fmt = LB_INT_S8;
+}
+
 static lb_status hq_check(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, const float *x)
 {
     if (rows < 0 || D < 1)
@@ -265,11 +278,7 @@ lb_status lb_hq_quantize_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding roundi
     const lbq_kernels *k;
     if ((st = select_kernels(ctx, &k)) != LB_OK || rows == 0) return st;
     lbq_hq_job job;
-    job.D = D;
-    job.block = block;
-    job.log2_block = lb_hadamard_log2(block);
-    job.norm = hadamard_norm(job.log2_block);
-    job.x = x;
+    hq_job_transform(&job, D, block, x);
     job.step = step;
     job.lo = (float)-lb_lsq_qn(range);
     job.hi = (float)LB_LSQ_QP;
@@ -291,16 +300,7 @@ lb_status lb_hadamard_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t block, c
     const lbq_kernels *k;
     if ((st = select_kernels(ctx, &k)) != LB_OK || rows == 0) return st;
     lbq_hq_job job;
-    memset(&job, 0, sizeof job);
-    job.D = D;
-    job.block = block;
-    job.log2_block = lb_hadamard_log2(block);
-    job.norm = hadamard_norm(job.log2_block);
-    job.x = in;
-    job.step = 1.0f;
-    job.rounding = LB_ROUND_HALF_EVEN;
-    job.codes.fmt = LB_INT_S8;
-    job.codes.base = NULL; /* transform only */
+    hq_job_transform(&job, D, block, in); /* codes.base NULL: the transform only */
     job.transformed = out;
     return hq_run(ctx, k, rows, &job);
 }
@@ -316,32 +316,15 @@ lb_status lb_hq_init_step_cpu(lb_ctx *ctx, int64_t rows, int64_t D, int64_t bloc
     const int64_t n = rows * D;
     if (n == 0) return lb_lsq_init_step_ref(ctx, 0, NULL, step);
     float *t = lb_alloc((size_t)n * sizeof *t); // (rows, D)
-    int8_t *q = lb_alloc((size_t)n);            // (rows, D) codes of step 1, unused
-    if (!t || !q) {
-        lb_free(t);
-        lb_free(q);
-        return lb_error(ctx, LB_ERR_NOMEM, "hq init: out of memory");
-    }
+    if (!t) return lb_error(ctx, LB_ERR_NOMEM, "hq init: out of memory");
     lbq_hq_job job;
-    memset(&job, 0, sizeof job);
-    job.D = D;
-    job.block = block;
-    job.log2_block = lb_hadamard_log2(block);
-    job.norm = hadamard_norm(job.log2_block);
-    job.x = x;
-    job.step = 1.0f;
-    job.lo = -7.0f;
-    job.hi = 7.0f;
-    job.rounding = LB_ROUND_HALF_EVEN;
-    job.codes.fmt = LB_INT_S8;
-    job.codes.base = q;
+    hq_job_transform(&job, D, block, x); /* the transform only */
     job.transformed = t;
     st = hq_run(ctx, k, rows, &job);
     /* Σ|t| in increasing index order is sequential by definition: the
      * reference's own loop is the fastest exact evaluation. */
     if (st == LB_OK) st = lb_lsq_init_step_ref(ctx, n, t, step);
     lb_free(t);
-    lb_free(q);
     return st;
 }
 

@@ -1,0 +1,76 @@
+/* cpu/loops.c — the shared threaded loops of cpu/loops.h. */
+#include "config.h"
+#include "loops.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "../runtime/clones.h"
+
+/* Output elements per task of the row loops. */
+#define CHUNK 16384
+/* Columns per task of the column sums (double partial sums in L1). */
+#define COLUMN_BLOCK 64
+
+int lb_cpu_threads(const lb_ctx *ctx)
+{
+#ifdef _OPENMP
+    return ctx ? lb_ctx_threads(ctx) : omp_get_max_threads();
+#else
+    (void)ctx;
+    return 1;
+#endif
+}
+
+/* Rows n0..n1 of out (?, C) = c · fl32(z) (+ bias). */
+LB_ISA_CLONES
+static void dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t C,
+                         int64_t n0, int64_t n1)
+{
+    for (int64_t n = n0; n < n1; n++) {
+        float *o = out + n * C;
+        const int32_t *zr = z + n * C;
+        if (bias) {
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) o[j] = c * (float)zr[j] + bias[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < C; j++) o[j] = c * (float)zr[j];
+        }
+    }
+}
+
+void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
+                         int64_t C, int nt)
+{
+    const int64_t rows = CHUNK / (C > 0 ? C : 1) + 1, tasks = (N + rows - 1) / rows;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
+    for (int64_t t = 0; t < tasks; t++)
+        dequant_rows(out, z, bias, c, C, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
+}
+
+/* Columns j0..j0+m−1 (m <= COLUMN_BLOCK) of lb_cpu_column_sums. */
+LB_ISA_CLONES
+static void column_block(float *out, const float *g, int64_t N, int64_t C, int64_t j0, int64_t m,
+                         int accumulate)
+{
+    double acc[COLUMN_BLOCK];
+    for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
+    for (int64_t n = 0; n < N; n++) {
+        const float *row = g + n * C + j0;
+#pragma omp simd
+        for (int64_t k = 0; k < m; k++) acc[k] += (double)row[k];
+    }
+    for (int64_t k = 0; k < m; k++) out[j0 + k] = accumulate ? out[j0 + k] + (float)acc[k] : (float)acc[k];
+}
+
+void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt)
+{
+    const int64_t tasks = (C + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && N * C >= 65536)
+    for (int64_t t = 0; t < tasks; t++)
+        column_block(out, g, N, C, t * COLUMN_BLOCK,
+                     C - t * COLUMN_BLOCK < COLUMN_BLOCK ? C - t * COLUMN_BLOCK : COLUMN_BLOCK,
+                     accumulate);
+}

@@ -1,0 +1,27 @@
+/* cpu/loops.h — threaded elementwise loops shared by the cpu layers
+ * (cpu/qlinear_*_cpu.c), the cpu quantizers and the training recipes
+ * (models/): each element by one fixed expression and each sum in a fixed
+ * order, so the bits depend neither on the thread count nor on the ISA clone
+ * that runs (runtime/clones.h). Internal to the library. */
+#ifndef LOWBIT_CPU_LOOPS_H
+#define LOWBIT_CPU_LOOPS_H
+
+#include <stdint.h>
+
+#include "lowbit/context.h"
+
+/* The thread count of lowbit's OpenMP regions for ctx: lb_ctx_threads(ctx),
+ * all OpenMP threads when ctx is NULL, 1 without OpenMP. */
+int lb_cpu_threads(const lb_ctx *ctx);
+
+/* out (N, C) = c · fl32(z) (+ bias[j] when bias is not NULL): the integer
+ * GEMM's dequantize epilogue, rows split over nt threads. */
+void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
+                         int64_t C, int nt);
+
+/* For each column j of g (N, C): s = Σ_n g[n, j] in double in increasing n;
+ * out[j] = fl32(s) (accumulate = 0) or out[j] += fl32(s) (accumulate = 1).
+ * Threads over blocks of columns (the oracle layers' ∇b). */
+void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt);
+
+#endif
