@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lowbit/context.h"
+#include "lowbit/ref/lsq.h"
 
 /* The thread count of lowbit's OpenMP regions for ctx: lb_ctx_threads(ctx),
  * all OpenMP threads when ctx is NULL, 1 without OpenMP. */
@@ -23,5 +24,13 @@ void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float 
  * out[j] = fl32(s) (accumulate = 0) or out[j] += fl32(s) (accumulate = 1).
  * Threads over blocks of columns (the oracle layers' ∇b). */
 void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt);
+
+/* lb_lsq_backward_cpu in place (grad_in = grad_out = g) without its
+ * up-front finiteness scan, for callers that can recompute g from their own
+ * inputs: LB_ERR_NUMERIC when a quotient or gradient is NaN or ±Inf (g then
+ * partly rewritten, *grad_step untouched), else g masked and *grad_step
+ * exactly as lb_lsq_backward_ref's (cpu/quant/lsq_backward.c). */
+lb_status lb_cpu_lsq_backward_inplace(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding,
+                                      int64_t n, const float *quotient, float *g, float *grad_step);
 
 #endif

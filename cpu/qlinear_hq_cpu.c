@@ -541,10 +541,10 @@ lb_status lb_qlinear_hq_backward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, const
     /* 5–6. LSQ masks and step gradients in the Hadamard domain (in place),
      * then ·H. */
     float gsx = 0.0f, gsw = 0.0f;
-    if (lb_lsq_backward_cpu(ctx, cfg->range, cfg->rounding, N * D, state->x_quotient, grad_x,
-                            grad_x, &gsx) != LB_OK ||
-        lb_lsq_backward_cpu(ctx, cfg->range, cfg->rounding, C * D, state->w_quotient, grad_w,
-                            grad_w, &gsw) != LB_OK ||
+    if (lb_cpu_lsq_backward_inplace(ctx, cfg->range, cfg->rounding, N * D, state->x_quotient,
+                                    grad_x, &gsx) != LB_OK ||
+        lb_cpu_lsq_backward_inplace(ctx, cfg->range, cfg->rounding, C * D, state->w_quotient,
+                                    grad_w, &gsw) != LB_OK ||
         lb_hadamard_cpu(ctx, N, D, state->block, grad_x, grad_x) != LB_OK ||
         lb_hadamard_cpu(ctx, C, D, state->block, grad_w, grad_w) != LB_OK)
         goto reference;

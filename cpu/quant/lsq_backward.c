@@ -43,11 +43,16 @@ static int any_nonfinite(const float *x, int64_t i0, int64_t i1)
 }
 
 /* One block [i0, i0 + m) (m <= LB_LSQ_SUM_BLOCK): grad_in (may alias
- * grad_out; written after g is read) and the block's lane-tree sum. */
+ * grad_out; written after g is read) and the block's lane-tree sum; *bad
+ * |= 1 when a v or g of the block is NaN or ±Inf (then nothing is exact). */
 LB_ISA_CLONES
 static double lsq_block(const float *v, const float *g, float *gi, int64_t m, float lo, float hi,
-                        int even)
+                        int even, int *bad)
 {
+    int nonfinite = 0;
+#pragma omp simd reduction(| : nonfinite)
+    for (int64_t k = 0; k < m; k++) nonfinite |= !(fabsf(v[k]) <= FLT_MAX) | !(fabsf(g[k]) <= FLT_MAX);
+    *bad |= nonfinite;
     double term[LB_LSQ_SUM_BLOCK];
     /* one loop per tie rule: each vectorises (selects, no branches) */
     if (even) {
@@ -84,6 +89,34 @@ static double lsq_block(const float *v, const float *g, float *gi, int64_t m, fl
     return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
 }
 
+/* The block pass: grad_in (may be NULL or alias grad_out) and *sum, blocks
+ * on nt threads, the block sums added in increasing order. Returns 1 when
+ * an input is NaN or ±Inf (outputs unspecified), else 0. */
+static int lsq_run(int nt, lb_lsq_range range, lb_rounding rounding, int64_t n,
+                   const float *quotient, const float *grad_out, float *grad_in, double *part,
+                   double *sum)
+{
+    const int64_t blocks = (n + LB_LSQ_SUM_BLOCK - 1) / LB_LSQ_SUM_BLOCK;
+    const float lo = -(float)lb_lsq_qn(range), hi = (float)LB_LSQ_QP;
+    const int even = rounding == LB_ROUND_HALF_EVEN;
+    int bad = 0;
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : bad) if (nt > 1 && blocks > 1)
+    for (int64_t b = 0; b < blocks; b++) {
+        const int64_t i0 = b * LB_LSQ_SUM_BLOCK;
+        const int64_t m = n - i0 < LB_LSQ_SUM_BLOCK ? n - i0 : LB_LSQ_SUM_BLOCK;
+        part[b] = lsq_block(quotient + i0, grad_out + i0, grad_in ? grad_in + i0 : NULL, m, lo, hi,
+                            even, &bad);
+    }
+    *sum = 0.0;
+    for (int64_t b = 0; b < blocks; b++) *sum += part[b];
+    return bad;
+}
+
+static float step_gradient(int64_t n, double sum)
+{
+    return (float)(1.0 / sqrt((double)n * (double)LB_LSQ_QP) * sum);
+}
+
 lb_status lb_lsq_backward_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t n,
                               const float *quotient, const float *grad_out, float *grad_in,
                               float *grad_step)
@@ -96,35 +129,43 @@ lb_status lb_lsq_backward_cpu(lb_ctx *ctx, lb_lsq_range range, lb_rounding round
         return REFERENCE();
     const int nt = lb_cpu_threads(ctx);
     const int64_t blocks = (n + LB_LSQ_SUM_BLOCK - 1) / LB_LSQ_SUM_BLOCK;
-    /* nothing is written before every input is known finite (grad_in may
-     * alias grad_out, and the reference must see them unchanged) */
-    int bad = 0;
-    const int64_t scans = (blocks + SCAN_BLOCKS - 1) / SCAN_BLOCKS;
+    if (grad_in == grad_out) {
+        /* in place: nothing may be written before every input is known
+         * finite (the reference must then see them unchanged) */
+        int bad = 0;
+        const int64_t scans = (blocks + SCAN_BLOCKS - 1) / SCAN_BLOCKS;
 #pragma omp parallel for schedule(static) num_threads(nt) reduction(| : bad) if (nt > 1 && scans > 1)
-    for (int64_t t = 0; t < scans; t++) {
-        const int64_t i0 = t * SCAN_BLOCKS * LB_LSQ_SUM_BLOCK;
-        const int64_t i1 = n - i0 < SCAN_BLOCKS * LB_LSQ_SUM_BLOCK ? n : i0 + SCAN_BLOCKS * LB_LSQ_SUM_BLOCK;
-        bad |= any_nonfinite(quotient, i0, i1) | any_nonfinite(grad_out, i0, i1);
+        for (int64_t t = 0; t < scans; t++) {
+            const int64_t i0 = t * SCAN_BLOCKS * LB_LSQ_SUM_BLOCK;
+            const int64_t i1 = n - i0 < SCAN_BLOCKS * LB_LSQ_SUM_BLOCK ? n : i0 + SCAN_BLOCKS * LB_LSQ_SUM_BLOCK;
+            bad |= any_nonfinite(quotient, i0, i1) | any_nonfinite(grad_out, i0, i1);
+        }
+        if (bad) return REFERENCE();
     }
-    if (bad) return REFERENCE();
     double *part = lb_alloc((size_t)blocks * sizeof *part);
     if (!part) return REFERENCE();
-    const float lo = -(float)lb_lsq_qn(range), hi = (float)LB_LSQ_QP;
-    const int even = rounding == LB_ROUND_HALF_EVEN;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && blocks > 1)
-    for (int64_t b = 0; b < blocks; b++) {
-        const int64_t i0 = b * LB_LSQ_SUM_BLOCK;
-        const int64_t m = n - i0 < LB_LSQ_SUM_BLOCK ? n - i0 : LB_LSQ_SUM_BLOCK;
-        part[b] = lsq_block(quotient + i0, grad_out + i0, grad_in ? grad_in + i0 : NULL, m, lo, hi,
-                            even);
-    }
-    double sum = 0.0;
-    for (int64_t b = 0; b < blocks; b++) sum += part[b];
+    double sum;
+    const int bad = lsq_run(nt, range, rounding, n, quotient, grad_out, grad_in, part, &sum);
     lb_free(part);
-    if (grad_step) {
-        const double scale = 1.0 / sqrt((double)n * (double)LB_LSQ_QP);
-        *grad_step = (float)(scale * sum);
-    }
+    if (bad) return REFERENCE(); /* out of place: it rewrites grad_in */
+    if (grad_step) *grad_step = step_gradient(n, sum);
     return LB_OK;
 #undef REFERENCE
+}
+
+lb_status lb_cpu_lsq_backward_inplace(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding,
+                                      int64_t n, const float *quotient, float *g, float *grad_step)
+{
+    if (n <= 0 || !lb_lsq_range_name(range) ||
+        (rounding != LB_ROUND_HALF_EVEN && rounding != LB_ROUND_HALF_AWAY) || !quotient || !g)
+        return lb_lsq_backward_ref(ctx, range, rounding, n, quotient, g, g, grad_step);
+    const int64_t blocks = (n + LB_LSQ_SUM_BLOCK - 1) / LB_LSQ_SUM_BLOCK;
+    double *part = lb_alloc((size_t)blocks * sizeof *part);
+    if (!part) return lb_error(ctx, LB_ERR_NOMEM, "lsq backward: out of memory");
+    double sum;
+    const int bad = lsq_run(lb_cpu_threads(ctx), range, rounding, n, quotient, g, g, part, &sum);
+    lb_free(part);
+    if (bad) return lb_error(ctx, LB_ERR_NUMERIC, "lsq backward: a non-finite quotient or gradient");
+    if (grad_step) *grad_step = step_gradient(n, sum);
+    return LB_OK;
 }
