@@ -231,7 +231,15 @@ static void layernorm_backward_cpu(float *dinp, float *dweight, float *dbias, co
 static inline float exp_neg_fast(float x)
 {
     x = x < -87.0f ? -87.0f : x; // NaN passes through
-    const float k = (x * 1.44269504f + 12582912.0f) - 12582912.0f;
+    /* t = 1.5·2^23 + k: in [2^23, 2^24) the float spacing is 1, so the
+     * addition rounds x/ln 2 to the integer k, which t's low mantissa bits
+     * hold as 0x4B400000 + k; read from the bits, k needs no float-to-int
+     * conversion (undefined for the NaN of a NaN x, where p is NaN anyway) */
+    union {
+        float f;
+        uint32_t u;
+    } t = {.f = x * 1.44269504f + 12582912.0f};
+    const float k = t.f - 12582912.0f;
     const float r = (x - k * 0.693145752f) - k * 1.42860677e-6f;
     float p = 1.0f / 720;
     p = p * r + 1.0f / 120;
@@ -241,11 +249,9 @@ static inline float exp_neg_fast(float x)
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     union {
-        int32_t i;
+        uint32_t u;
         float f;
-    } two_k = {.i = ((int32_t)(k >= -126.0f && k <= 127.0f ? k : 0.0f) + 127) * (1 << 23)};
-    /* (a NaN or infinite x leaves k outside that range; p is NaN then, and
-     * converting k itself to an integer would be undefined) */
+    } two_k = {.u = (t.u - 0x4B400000u + 127u) << 23}; /* 2^k, k >= -126 */
     return p * two_k.f;
 }
 
