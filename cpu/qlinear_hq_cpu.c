@@ -32,6 +32,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "lowbit/alloc.h"
 #include "lowbit/cpu_quant.h"
@@ -103,21 +106,21 @@ static void scale_to_float(const double *acc, double scale, float *out, int64_t 
     for (int64_t i = i0; i < i1; i++) out[i] = (float)(scale * acc[i]);
 }
 
-/* The tables of kept rows [q0, q1) of a block starting at r0 (rows with
- * p < 1): entry e = (r − r0)·15 + (h + 7) holds, for each nibble value h in
- * [−7, 7] that occurs in row r's nibbles (the others are never read),
- * tab[e][d] = weight[r]·(double)(mult·h·x̂[rows[r], d]): the reference's
- * term, evaluated once per (row, nibble value) instead of once per (row,
- * output row). */
+/* The tables of kept rows [r0, r1) (rows with p < 1) for the output rows
+ * [c0, c1): entry e = (r − r0)·15 + (h + 7) holds, for each nibble value h
+ * in [−7, 7] that occurs in row r's nibbles of those columns (the others
+ * are never read), tab[e][d] = weight[r]·(double)(mult·h·x̂[rows[r], d]):
+ * the reference's term, evaluated once per (row, nibble value) instead of
+ * once per (row, output row). */
 LB_ISA_CLONES
-static void weighted_table(int64_t C, int64_t D, int64_t r0, int64_t q0, int64_t q1, int mult,
-                           const int8_t *nibbles, const int64_t *rows, const double *weight,
-                           const int8_t *x_codes, double *tab)
+static void weighted_table(int64_t C, int64_t D, int64_t c0, int64_t c1, int64_t r0, int64_t r1,
+                           int mult, const int8_t *nibbles, const int64_t *rows,
+                           const double *weight, const int8_t *x_codes, double *tab)
 {
-    for (int64_t r = q0; r < q1; r++) {
+    for (int64_t r = r0; r < r1; r++) {
         const int8_t *nib = nibbles + rows[r] * C; // (C)
         uint16_t present = 0;
-        for (int64_t c = 0; c < C; c++) present |= (uint16_t)(1u << (nib[c] + 7));
+        for (int64_t c = c0; c < c1; c++) present |= (uint16_t)(1u << (nib[c] + 7));
         const int8_t *x = x_codes + rows[r] * D; // (D)
         const double wgt = weight[r];
         for (int hv = -7; hv <= 7; hv++) {
@@ -203,8 +206,10 @@ static void weighted_tile(int64_t C, int64_t D, int64_t c0, int64_t nc, int64_t 
 }
 
 /* acc (C, D) += the rows with p < 1 (K of them, nibbles in [−7, 7]) in
- * increasing r per element: blocks of kept rows whose tables fit in L2,
- * each built on the threads, then the output tiles on the threads. */
+ * increasing r per element. Each thread owns a contiguous range of output
+ * tiles and its own tables (blocks of kept rows whose tables fit in L2,
+ * built for the nibble values its columns hold): no table line moves
+ * between cores and no barrier separates the blocks. */
 static int weighted_rows(int64_t K, int64_t C, int64_t D, const int8_t *nibbles, int mult,
                          const int64_t *rows, const double *weight, const int8_t *x_codes,
                          double *acc, int nt)
@@ -212,21 +217,31 @@ static int weighted_rows(int64_t K, int64_t C, int64_t D, const int8_t *nibbles,
     int64_t rb = 65536 / (15 * D);
     if (rb < 1) rb = 1;
     if (rb > K) rb = K;
-    double *tab = lb_alloc((size_t)(rb * 15 * D) * sizeof *tab);
-    if (!tab) return 0;
     const int64_t tiles = ceil_div(C, WEIGHTED_TILE);
-#pragma omp parallel num_threads(nt) if (nt > 1 && K * C * D >= 65536)
-    for (int64_t r0 = 0; r0 < K; r0 += rb) {
-        const int64_t r1 = min64(K, r0 + rb);
-#pragma omp for schedule(static)
-        for (int64_t r = r0; r < r1; r++)
-            weighted_table(C, D, r0, r, r + 1, mult, nibbles, rows, weight, x_codes, tab);
-#pragma omp for schedule(static)
-        for (int64_t t = 0; t < tiles; t++)
-            weighted_tile(C, D, t * WEIGHTED_TILE, min64(WEIGHTED_TILE, C - t * WEIGHTED_TILE), r0,
-                          r1, nibbles, rows, tab, acc);
+    if (!(K * C * D >= 65536)) nt = 1;
+    if (nt > tiles) nt = (int)tiles;
+    if (nt < 1) nt = 1;
+    const size_t per = (size_t)(rb * 15 * D);
+    double *tabs = lb_alloc((size_t)nt * per * sizeof *tabs);
+    if (!tabs) return 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int tid = 0;
+#ifdef _OPENMP
+        tid = omp_get_thread_num();
+#endif
+        double *tab = tabs + (size_t)tid * per;
+        const int64_t t0 = tiles * tid / nt, t1 = tiles * (tid + 1) / nt; /* static, contiguous */
+        const int64_t c0 = t0 * WEIGHTED_TILE, c1 = min64(C, t1 * WEIGHTED_TILE);
+        for (int64_t r0 = 0; r0 < K && c1 > c0; r0 += rb) {
+            const int64_t r1 = min64(K, r0 + rb);
+            weighted_table(C, D, c0, c1, r0, r1, mult, nibbles, rows, weight, x_codes, tab);
+            for (int64_t t = t0; t < t1; t++)
+                weighted_tile(C, D, t * WEIGHTED_TILE, min64(WEIGHTED_TILE, C - t * WEIGHTED_TILE),
+                              r0, r1, nibbles, rows, tab, acc);
+        }
     }
-    lb_free(tab);
+    lb_free(tabs);
     return 1;
 }
 
