@@ -6,7 +6,9 @@
  *   - quantizers: lb_hq_quantize_cpu, lb_hq_init_step_cpu, lb_bit_split_cpu
  *     (which also returns the nibble rows' squared norms), lb_lss_bs_scores_cpu,
  *     lb_lsq_backward_cpu, lb_hadamard_cpu — exact by their contracts; the
- *     probabilities and masks are the reference's functions;
+ *     probabilities are the reference's function, the masks its rule with
+ *     the uniform drawn only for 0 < p < 1 (u < 1 always: p = 1 keeps,
+ *     p = 0 drops);
  *   - ∇W: the two kept-row GEMMs' int32 results z_hi, z_lo stay separate and
  *     one pass forms 0.0 + (double)(16·z_hi) + (double)z_lo: integer-valued
  *     doubles below 2^53, so exactly (double)(16·z_hi + z_lo), the
@@ -40,6 +42,7 @@
 #include "lowbit/cpu_quant.h"
 #include "lowbit/ref/hadamard.h"
 #include "lowbit/ref/leverage_sampling.h"
+#include "lowbit/rng.h"
 #include "../runtime/clones.h"
 #include "loops.h"
 
@@ -283,6 +286,27 @@ static void grad_x_rows(const int32_t *z_hi, const int32_t *z_lo, const int64_t 
 
 /* ---------------------------------------------------------------- helpers */
 
+/* lb_lss_sample_ref's masks and weights (mask_i = 1[u_i < p_i], weight =
+ * mask / p) with the uniform u_i = lb_rng_uniform_f64(seed, stream, i)
+ * drawn only where it can matter: u_i lies in [0, 1), so p_i = 1 always
+ * keeps and p_i = 0 never does (the nonzero and all modes have no other
+ * p). Rows on threads. Anything outside [0, 1] goes to the reference. */
+static lb_status lss_sample(lb_ctx *ctx, int64_t L, const double *p, uint64_t seed,
+                            uint64_t stream, uint8_t *mask, double *weight, int nt)
+{
+    int bad = 0;
+    for (int64_t i = 0; i < L; i++) bad |= !(p[i] >= 0.0 && p[i] <= 1.0);
+    if (bad) return lb_lss_sample_ref(ctx, L, p, seed, stream, mask, weight);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && L >= 4096)
+    for (int64_t i = 0; i < L; i++) {
+        const int keep = p[i] == 1.0 ||
+                         (p[i] > 0.0 && lb_rng_uniform_f64(seed, stream, (uint64_t)i) < p[i]);
+        mask[i] = (uint8_t)keep;
+        weight[i] = keep ? 1.0 / p[i] : 0.0;
+    }
+    return LB_OK;
+}
+
 /* Grows the saved-tensor buffers of one operand to n elements (the
  * reference's rule: keep them when large enough). */
 static int reserve(size_t n, size_t *capacity, int8_t **codes, float **quotient)
@@ -462,10 +486,10 @@ lb_status lb_qlinear_hq_backward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, const
     }
     if (lb_lss_bs_scores_cpu(ctx, N, bf.hi_sq, bf.lo_sq, bf.x_sq, bf.score) != LB_OK ||
         lb_lss_probabilities_ref(ctx, cfg->sampling, L, bf.score, budget, bf.p_w, NULL) != LB_OK ||
-        lb_lss_sample_ref(ctx, L, bf.p_w, cfg->seed, streams.lss_weight, bf.m_w, bf.wt_w) != LB_OK ||
+        lss_sample(ctx, L, bf.p_w, cfg->seed, streams.lss_weight, bf.m_w, bf.wt_w, nt) != LB_OK ||
         lb_lss_bs_scores_cpu(ctx, N, bf.hi_sq, bf.lo_sq, NULL, bf.score) != LB_OK ||
         lb_lss_probabilities_ref(ctx, cfg->sampling, L, bf.score, budget, bf.p_x, NULL) != LB_OK ||
-        lb_lss_sample_ref(ctx, L, bf.p_x, cfg->seed, streams.lss_input, bf.m_x, bf.wt_x) != LB_OK)
+        lss_sample(ctx, L, bf.p_x, cfg->seed, streams.lss_input, bf.m_x, bf.wt_x, nt) != LB_OK)
         goto reference;
 
     /* 3. G_W = s_X s↓ A_W: the rows kept with p = 1, one int GEMM per half,
