@@ -15,8 +15,8 @@
  *     reference's accumulator; the rows with p < 1 are then added to it in
  *     increasing r per element, each term w_r·(double)(h·x̂) taken from a
  *     table built once per (row, nibble value) — nibbles lie in [−7, 7] —
- *     (threads over tiles of output rows); the scaling to float is fused
- *     into the last pass;
+ *     (each thread owns a range of output rows and its own tables); the
+ *     scaling to float is fused into the last pass;
  *   - ∇X: one pass per row forms (0.0 + A) + B with A = (double)(16·z_hi)·w_hi
  *     and B = (double)z_lo·w_lo (each present when the row was kept in that
  *     half; 0.0 + A = A since A is never −0), the reference's two
@@ -48,7 +48,7 @@
 
 /* Elements per task of the elementwise loops. */
 #define CHUNK 16384
-/* Output rows per tile of the weighted ∇W rows (their accumulators stay in cache). */
+/* Output rows per tile of the p < 1 ∇W rows (their accumulators stay in cache). */
 #define WEIGHTED_TILE 8
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
