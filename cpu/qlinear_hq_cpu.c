@@ -25,9 +25,10 @@
  *   - ∇b: each column summed in double in increasing row, threads over column
  *     blocks;
  *   - the forward's epilogue Y = fl32(s_X s_W) · fl32(Z) + b on threads.
+ *   - the block search (first forward, cold start): the reference's errors
+ *     with the transforms and codes from the cpu kernels; its two sums stay
+ *     sequential, as the reference defines them.
  * Every elementwise loop is compiled per vector ISA (runtime/clones.h).
- * The block search of the first forward (and of a cold start) is the
- * reference's: the forward hands such a call to lb_qlinear_hq_forward_ref.
  */
 #include "config.h"
 #include "lowbit/cpu_qlinear.h"
@@ -41,7 +42,9 @@
 #include "lowbit/alloc.h"
 #include "lowbit/cpu_quant.h"
 #include "lowbit/ref/hadamard.h"
+#include "lowbit/ref/hadamard_quantizer.h"
 #include "lowbit/ref/leverage_sampling.h"
+#include "lowbit/ref/lsq.h"
 #include "lowbit/rng.h"
 #include "../runtime/clones.h"
 #include "loops.h"
@@ -344,6 +347,75 @@ static void gather_rows(const int8_t *src, int64_t cols, const int64_t *rows, in
     for (int64_t r = 0; r < K; r++) memcpy(dst + r * cols, src + rows[r] * cols, (size_t)cols);
 }
 
+/* t[i0..i1) = step · fl32(q) (the dequantized codes). */
+LB_ISA_CLONES
+static void dequantize(float *t, const int8_t *q, float step, int64_t i0, int64_t i1)
+{
+#pragma omp simd
+    for (int64_t i = i0; i < i1; i++) t[i] = step * (float)q[i];
+}
+
+/* lb_hq_block_error_ref of x (rows, D) at `block`, same value: the
+ * transforms and the codes from the cpu kernels (exact), the LSQ init sum
+ * and the error's Σ d² in double in increasing index, as the reference
+ * (both sequential by definition). t (rows·D floats) and q (rows·D) are
+ * work buffers. Returns 0 on any error (the caller then asks the
+ * reference). */
+static int block_error(lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding, int64_t rows,
+                       int64_t D, int64_t block, const float *x, float *t, int8_t *q, int nt,
+                       double *error)
+{
+    const int64_t n = rows * D;
+    float step = 0.0f;
+    if (lb_hadamard_cpu(ctx, rows, D, block, x, t) != LB_OK ||
+        lb_lsq_init_step_ref(ctx, n, t, &step) != LB_OK ||
+        /* the LSQ codes of t: an HQ pass with block 1 is the identity transform */
+        lb_hq_quantize_cpu(ctx, range, rounding, rows, D, 1, t, step, LB_INT_S8, q, NULL, NULL,
+                           NULL) != LB_OK)
+        return 0;
+    const int64_t tasks = ceil_div(n, CHUNK);
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
+    for (int64_t k = 0; k < tasks; k++) dequantize(t, q, step, k * CHUNK, min64(n, (k + 1) * CHUNK));
+    if (lb_hadamard_cpu(ctx, rows, D, block, t, t) != LB_OK) return 0;
+    double sse = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double d = (double)t[i] - (double)x[i];
+        sse += d * d;
+    }
+    *error = sqrt(sse);
+    return 1;
+}
+
+/* lb_hq_search_block_ref's choice (the same errors, the same first
+ * minimum) with block_error; 0 on any error. */
+static int search_block(lb_ctx *ctx, const lb_hq_config *cfg, int64_t N, int64_t D, int64_t C,
+                        const float *x, const float *w, int nt, int64_t *best_block)
+{
+    const int64_t max_block = cfg->max_block > 0 ? cfg->max_block : LB_HQ_MAX_BLOCK;
+    const int64_t rows = N > C ? N : C;
+    float *t = lb_alloc((size_t)(rows * D) * sizeof *t);
+    int8_t *q = lb_alloc((size_t)(rows * D));
+    int64_t best = 0;
+    double best_error = 0.0;
+    int ok = t && q;
+    for (int k = 0; k < LB_HQ_NUM_BLOCKS && ok; k++) {
+        const int64_t b = (int64_t)1 << k;
+        if (b > max_block || D % b != 0) continue;
+        double ex = 0.0, ew = 1.0;
+        ok = block_error(ctx, cfg->range, cfg->rounding, N, D, b, x, t, q, nt, &ex) &&
+             block_error(ctx, cfg->range, cfg->rounding, C, D, b, w, t, q, nt, &ew);
+        const double e = ex * ew;
+        if (ok && (best == 0 || e < best_error)) {
+            best = b;
+            best_error = e;
+        }
+    }
+    lb_free(t);
+    lb_free(q);
+    *best_block = best;
+    return ok && best > 0;
+}
+
 /* ----------------------------------------------------------------- layers */
 
 lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_state *state,
@@ -356,8 +428,10 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
         return REFERENCE();
     int64_t block = state->block;
     if (block == 0 && cfg->block > 0) block = cfg->block;
-    if (block == 0 || !lb_hadamard_block_valid(D, block)) return REFERENCE(); /* the search */
     const int nt = lb_cpu_threads(ctx);
+    if (block == 0 && (N == 0 || C == 0 || !search_block(ctx, cfg, N, D, C, x, w, nt, &block)))
+        return REFERENCE();
+    if (!lb_hadamard_block_valid(D, block)) return REFERENCE();
     float sx, sw;
     if (!state->initialized) {
         if (lb_hq_init_step_cpu(ctx, N, D, block, x, &sx) != LB_OK ||

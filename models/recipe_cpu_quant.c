@@ -6,8 +6,7 @@
  * for lb_qlinear_luq_quant_hooks (lowbit/ref/qlinear_luq.h). The recipes'
  * training and evaluation layers on the cpu backend are the twins of
  * lowbit/cpu_qlinear.h; these hooks serve what those hand back to the
- * oracle layers (the HQ block search of a first forward or a cold start)
- * and the bit-split ablation of the hq recipe.
+ * oracle layers (bad input) and the bit-split ablation of the hq recipe.
  *
  * Every hook returns what the reference it replaces returns: when a cpu
  * function reports any error (a non-finite input, a shape it rejects, a

@@ -3,7 +3,8 @@
  * HQ: Y, Z, the saved codes, quotients, steps and block, ∇X, ∇W, ∇b, the
  * step gradients and every trace buffer, over the paper and code configs,
  * LSS bernoulli / nonzero / all with default and small budgets (rows with
- * p < 1), blocks 1 to 64, learned steps, shapes not multiples of the vector
+ * p < 1), blocks 1 to 64 and the block search, learned steps, shapes not
+ * multiples of the vector
  * widths, the reference GEMM and the cpu GEMM, 1 and 2 threads.
  * LUQ: forward
  * codes, scales, signedness, Z and Y; backward ∇X, ∇W, ∇b and α (memcmp),
@@ -28,6 +29,7 @@
 #include "lowbit/cpu.h"
 #include "lowbit/cpu_qlinear.h"
 #include "lowbit/rng.h"
+#include "lowbit/ref/hadamard_quantizer.h"
 #include "test_util.h"
 
 static lb_status cpu_gemm(void *user, lb_ctx *ctx, int ta, int tb, int64_t M, int64_t N, int64_t K,
@@ -188,6 +190,7 @@ static void test_luq_matches_ref(void **state)
 typedef struct hq_case {
     int64_t N, D, C, block;
     int code_config, lss, budget_small, learned, cpu_gemm, threads, zero_grad;
+    int spiky; /* outlier columns in X (every 8th) and W (every 4th), for the block search */
 } hq_case;
 
 typedef struct hq_out {
@@ -231,6 +234,13 @@ static void hq_run(const hq_case *c)
     float *x = lb_alloc((size_t)(N * D) * 4), *w = lb_alloc((size_t)(C * D) * 4);
     float *b = lb_alloc((size_t)C * 4), *dy = lb_alloc((size_t)(N * C) * 4);
     fill(x, N * D, 21, 0), fill(w, C * D, 22, 0), fill(b, C, 23, 0), fill(dy, N * C, 24, c->zero_grad);
+    if (c->spiky) { /* uniform in [-½, ½), scaled on the outlier columns */
+        const uint64_t sx = lb_rng_stream("srch", 1), sw = lb_rng_stream("srch", 2);
+        for (int64_t i = 0; i < N * D; i++)
+            x[i] = (lb_rng_uniform_f32(1, sx, (uint64_t)i) - 0.5f) * ((i % D) % 8 == 0 ? 20.0f : 1.0f);
+        for (int64_t i = 0; i < C * D; i++)
+            w[i] = (lb_rng_uniform_f32(2, sw, (uint64_t)i) - 0.5f) * ((i % D) % 4 == 0 ? 5.0f : 1.0f);
+    }
     hq_out o[2];
     for (int k = 0; k < 2; k++) {
         hq_out *h = &o[k];
@@ -283,6 +293,20 @@ static void hq_run(const hq_case *c)
     hq_check(o[0].mw, o[1].mw, (size_t)(2 * N), "mask_weight", c);
     hq_check(o[0].mx, o[1].mx, (size_t)(2 * N), "mask_input", c);
     hq_check(&o[0].tr.fine_scale, &o[1].tr.fine_scale, 4, "fine scale", c);
+    if (c->spiky) {
+        /* the searched block must depend on both errors, so that a search
+         * that weighs only one of them would pick another block */
+        int64_t bx = 0, bw = 0;
+        assert_int_equal(lb_hq_search_block_ref(NULL, cfg.range, cfg.rounding, D, N, x, 0, NULL,
+                                                0, &bx, NULL),
+                         LB_OK);
+        assert_int_equal(lb_hq_search_block_ref(NULL, cfg.range, cfg.rounding, D, C, w, 0, NULL,
+                                                0, &bw, NULL),
+                         LB_OK);
+        if (o[0].st->block == bx || o[0].st->block == bw)
+            fail_msg("hq search case does not discriminate: block %lld, x alone %lld, w alone %lld",
+                     (long long)o[0].st->block, (long long)bx, (long long)bw);
+    }
     for (int k = 0; k < 2; k++) {
         hq_out *h = &o[k];
         lb_hq_state_free(h->st);
@@ -308,13 +332,24 @@ static void test_hq_matches_ref(void **state)
                          (v >> 1) & 1,                /* budget N/3: rows with p < 1 */
                          (v >> 2) & 1,                /* learned steps */
                          (int)((s + (size_t)v) & 1),  /* ref / cpu GEMM */
-                         1 + (int)((s + (size_t)(v >> 1)) & 1), 0};
+                         1 + (int)((s + (size_t)(v >> 1)) & 1), 0, 0};
             hq_run(&c);
             n++;
         }
-    hq_case z = {64, 32, 48, 8, 0, 0, 0, 0, 1, 2, 1}; /* all-zero ∇Y */
+    hq_case z = {64, 32, 48, 8, 0, 0, 0, 0, 1, 2, 1, 0}; /* all-zero ∇Y */
     hq_run(&z);
-    assert_true(n == 48);
+    /* block 0: the block search of the first forward (errors of every
+     * candidate block, first minimum), paper and code configs */
+    static const int64_t searched[][3] = {{33, 48, 17}, {130, 256, 40}, {7, 96, 5}};
+    for (size_t s = 0; s < sizeof searched / sizeof searched[0]; s++) {
+        hq_case c = {searched[s][0], searched[s][1], searched[s][2], 0, (int)(s & 1), 0, 0, 0, 1,
+                     1 + (int)(s & 1), 0, 0};
+        hq_run(&c);
+        n++;
+    }
+    hq_case sp = {96, 64, 40, 0, 0, 0, 0, 0, 1, 2, 0, 1}; /* a search that weighs both errors */
+    hq_run(&sp);
+    assert_true(n == 51);
 }
 
 /* Bad input: the reference's status and detail (HQ: a NaN input and a NaN

@@ -27,9 +27,9 @@ extern "C" {
 
 /* lb_qlinear_hq_forward_ref, same bits and the same state updates: HQ codes
  * and quotients from lb_hq_quantize_cpu, initial steps from
- * lb_hq_init_step_cpu, the epilogue on threads. A call that needs the block
- * search (no block in the state or the config) is the reference's.
- * cfg->quant and cfg->weighted are not consulted. */
+ * lb_hq_init_step_cpu, the epilogue on threads; the block search (no block
+ * in the state or the config) with the reference's errors from the cpu
+ * transforms. cfg->quant and cfg->weighted are not consulted. */
 lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_state *state,
                                     int64_t N, int64_t D, int64_t C, const float *x, const float *w,
                                     const float *b, float *y, int32_t *z);
