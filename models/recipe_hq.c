@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "lowbit/alloc.h"
+#include "lowbit/cpu_quant.h"
 #include "lowbit/cpu_qlinear.h"
 #include "lowbit/rng.h"
 #include "lowbit/ref/hadamard.h"
@@ -79,7 +80,6 @@ static void hq_config(const rc_recipe *r, rc_site *s, int64_t D, lb_hq_config *c
     cfg->seed = r->run.seed;
     cfg->layer = s->id;
     cfg->gemm = rc_gemm_hook(s);
-    if (s->fast) cfg->quant = rc_hq_cpu_quant(); /* the block search, the ablation */
 }
 
 /* Quotients of v[i0..i1) outside [lo, hi]. */
@@ -142,23 +142,24 @@ static lb_status hq_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
 }
 
 /* In place: g (n) = the LSQ-masked g, *grad_step = ∂L/∂s, as the oracle
- * layer's step 5 (cfg->quant's replacement on the cpu backend, same bits). */
-static lb_status lsq_backward(const lb_hq_config *cfg, lb_ctx *ctx, int64_t n, const float *quotient,
-                              float *g, float *grad_step)
+ * layer's step 5 (lb_lsq_backward_cpu on the cpu backend: same bits, and it
+ * hands what it does not take to the reference itself). */
+static lb_status lsq_backward(const rc_site *s, const lb_hq_config *cfg, lb_ctx *ctx, int64_t n,
+                              const float *quotient, float *g, float *grad_step)
 {
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->lsq_backward)
-        return h->lsq_backward(h->user, ctx, cfg->range, cfg->rounding, n, quotient, g, g,
-                               grad_step);
+    if (s->fast) return lb_lsq_backward_cpu(ctx, cfg->range, cfg->rounding, n, quotient, g, g, grad_step);
     return lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, n, quotient, g, g, grad_step);
 }
 
-/* In place: g (rows, D) = g·H_block, as the oracle layer's step 6. */
-static lb_status hadamard(const lb_hq_config *cfg, lb_ctx *ctx, int64_t rows, int64_t D,
-                          int64_t block, float *g)
+/* In place: g (rows, D) = g·H_block, as the oracle layer's step 6
+ * (lb_hadamard_cpu on the cpu backend, same bits). g is finite here: the
+ * LSQ backward before it rejects NaN and ±Inf, so the cpu transform does
+ * not stop halfway through an in-place pass; the reference takes whatever
+ * else it refuses (a bad block). */
+static lb_status hadamard(const rc_site *s, lb_ctx *ctx, int64_t rows, int64_t D, int64_t block,
+                          float *g)
 {
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->hadamard) return h->hadamard(h->user, ctx, rows, D, block, g, g);
+    if (s->fast && lb_hadamard_cpu(ctx, rows, D, block, g, g) == LB_OK) return LB_OK;
     return lb_hadamard_ref(ctx, rows, D, block, g, g);
 }
 
@@ -204,10 +205,10 @@ static lb_status backward_no_split(rc_recipe *r, lb_ctx *ctx, const lb_hq_config
     const double cw = (double)hs->used_step_x * (double)scale;
     for (int64_t k = 0; k < C * D; k++) gw[k] = (float)(cw * (double)z[k]);
     /* LSQ masks and step gradients, then back from the Hadamard domain */
-    st = lsq_backward(cfg, ctx, N * D, hs->x_quotient, gx, gsx);
-    if (st == LB_OK) st = lsq_backward(cfg, ctx, C * D, hs->w_quotient, gw, gsw);
-    if (st == LB_OK) st = hadamard(cfg, ctx, N, D, hs->block, gx);
-    if (st == LB_OK) st = hadamard(cfg, ctx, C, D, hs->block, gw);
+    st = lsq_backward(s, cfg, ctx, N * D, hs->x_quotient, gx, gsx);
+    if (st == LB_OK) st = lsq_backward(s, cfg, ctx, C * D, hs->w_quotient, gw, gsw);
+    if (st == LB_OK) st = hadamard(s, ctx, N, D, hs->block, gx);
+    if (st == LB_OK) st = hadamard(s, ctx, C, D, hs->block, gw);
     return st;
 }
 

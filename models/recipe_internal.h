@@ -108,14 +108,6 @@ lb_status rc_reserve_f32(lb_ctx *ctx, float **buf, size_t *cap, size_t n);
 /* The GEMM hook of a site (user = the site; see models/recipe_common.c). */
 lb_gemm_i8_hook rc_gemm_hook(rc_site *s);
 
-/* The quantizer hooks of the hq oracle layer on the cpu backend: the fused
- * kernels of lowbit/cpu_quant.h, same bits as the references
- * (models/recipe_cpu_quant.c). */
-lb_hq_quant_hooks rc_hq_cpu_quant(void);
-
-/* The same for the luq oracle layer (SAWB forward codes, LUQ gradient samples). */
-lb_qlinear_luq_quant_hooks rc_luq_cpu_quant(void);
-
 /* dst (n) += src (n). */
 void rc_accumulate(float *dst, const float *src, int64_t n);
 

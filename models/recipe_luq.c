@@ -63,7 +63,6 @@ static lb_qlinear_luq_config luq_config(const rc_recipe *r, rc_site *s, int64_t 
     cfg.luq.seed = r->run.seed;
     cfg.luq.sample = ((uint64_t)s->id << 48) + ((uint64_t)step << 12);
     cfg.gemm = rc_gemm_hook(s);
-    if (s->fast) cfg.quant = rc_luq_cpu_quant();
     return cfg;
 }
 

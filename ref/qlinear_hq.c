@@ -126,68 +126,6 @@ static lb_status check_config(lb_ctx *ctx, const lb_hq_config *cfg)
 
 static size_t nz(int64_t n) { return (size_t)(n > 0 ? n : 1); }
 
-/* The quantizers of the layer: cfg->quant's replacement when set, else the
- * reference (same bits either way, see lb_hq_quant_hooks). */
-static lb_status q_init_step(const lb_hq_config *cfg, lb_ctx *ctx, int64_t rows, int64_t D,
-                             int64_t block, const float *x, float *step)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->init_step) return h->init_step(h->user, ctx, rows, D, block, x, step);
-    return lb_hq_init_step_ref(ctx, rows, D, block, x, step);
-}
-
-static lb_status q_quantize(const lb_hq_config *cfg, lb_ctx *ctx, int64_t rows, int64_t D,
-                            int64_t block, const float *x, float step, int8_t *codes,
-                            float *quotient)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->quantize)
-        return h->quantize(h->user, ctx, cfg->range, cfg->rounding, rows, D, block, x, step, codes,
-                           quotient);
-    return lb_hq_quantize_ref(ctx, cfg->range, cfg->rounding, rows, D, block, x, step, codes,
-                              quotient, NULL);
-}
-
-static lb_status q_bit_split(const lb_hq_config *cfg, lb_ctx *ctx, int64_t N, int64_t C,
-                             const float *g, uint64_t stream, int8_t *hi, int8_t *lo, float *fine)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->bit_split)
-        return h->bit_split(h->user, ctx, cfg->bit_split, cfg->rounding, N, C, g, cfg->seed,
-                            stream, hi, lo, fine);
-    return lb_bit_split_ref(ctx, cfg->bit_split, cfg->rounding, N * C, g, NULL, cfg->seed, stream,
-                            hi, lo, fine);
-}
-
-static lb_status q_bs_scores(const lb_hq_config *cfg, lb_ctx *ctx, int64_t N, int64_t C,
-                             const int8_t *hi, const int8_t *lo, int64_t D, const int8_t *x_codes,
-                             double *scores)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->bs_scores) return h->bs_scores(h->user, ctx, N, C, hi, lo, D, x_codes, scores);
-    return lb_lss_bs_scores_ref(ctx, N, C, hi, lo, D, x_codes, scores);
-}
-
-static lb_status q_lsq_backward(const lb_hq_config *cfg, lb_ctx *ctx, int64_t n,
-                                const float *quotient, const float *grad_out, float *grad_in,
-                                float *grad_step)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->lsq_backward)
-        return h->lsq_backward(h->user, ctx, cfg->range, cfg->rounding, n, quotient, grad_out,
-                               grad_in, grad_step);
-    return lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, n, quotient, grad_out, grad_in,
-                               grad_step);
-}
-
-static lb_status q_hadamard(const lb_hq_config *cfg, lb_ctx *ctx, int64_t rows, int64_t D,
-                            int64_t block, const float *in, float *out)
-{
-    const lb_hq_quant_hooks *h = &cfg->quant;
-    if (h->hadamard) return h->hadamard(h->user, ctx, rows, D, block, in, out);
-    return lb_hadamard_ref(ctx, rows, D, block, in, out);
-}
-
 lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_state *state,
                                     int64_t N, int64_t D, int64_t C, const float *x, const float *w,
                                     const float *b, float *y, int32_t *z)
@@ -226,8 +164,8 @@ lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     float sx, sw;
     if (!state->initialized) {
         /* the LSQ init rule on X·H and W·H */
-        if ((st = q_init_step(cfg, ctx, N, D, block, x, &sx)) != LB_OK) goto done;
-        if ((st = q_init_step(cfg, ctx, C, D, block, w, &sw)) != LB_OK) goto done;
+        if ((st = lb_hq_init_step_ref(ctx, N, D, block, x, &sx)) != LB_OK) goto done;
+        if ((st = lb_hq_init_step_ref(ctx, C, D, block, w, &sw)) != LB_OK) goto done;
     } else {
         sx = fabsf(state->step_x);
         sw = fabsf(state->step_w);
@@ -242,9 +180,11 @@ lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     if ((st = reserve(ctx, (size_t)(C * D), &state->w_capacity, &state->w_codes, &state->w_quotient)) != LB_OK)
         goto done;
     /* X̂ = LSQ(X·H; s_X), Ŵ = LSQ(W·H; s_W) with the quotients */
-    st = q_quantize(cfg, ctx, N, D, block, x, sx, state->x_codes, state->x_quotient);
+    st = lb_hq_quantize_ref(ctx, cfg->range, cfg->rounding, N, D, block, x, sx, state->x_codes,
+                            state->x_quotient, NULL);
     if (st != LB_OK) goto done;
-    st = q_quantize(cfg, ctx, C, D, block, w, sw, state->w_codes, state->w_quotient);
+    st = lb_hq_quantize_ref(ctx, cfg->range, cfg->rounding, C, D, block, w, sw, state->w_codes,
+                            state->w_quotient, NULL);
     if (st != LB_OK) goto done;
 
     /* Z = X̂ Ŵ^T: the int4 forward GEMM, reduction over D. */
@@ -323,14 +263,15 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
 
     /* 1. Bit splitting of ∇Y. */
     float fine = 0.0f;
-    st = q_bit_split(cfg, ctx, N, C, grad_y, streams.bit_split, hi, lo, &fine);
+    st = lb_bit_split_ref(ctx, cfg->bit_split, cfg->rounding, N * C, grad_y, NULL, cfg->seed,
+                          streams.bit_split, hi, lo, &fine);
     if (st != LB_OK) goto done;
 
     /* 2. Scores, probabilities and masks of both GEMMs. */
-    if ((st = q_bs_scores(cfg, ctx, N, C, hi, lo, D, xq, score)) != LB_OK) goto done;
+    if ((st = lb_lss_bs_scores_ref(ctx, N, C, hi, lo, D, xq, score)) != LB_OK) goto done;
     if ((st = lb_lss_probabilities_ref(ctx, cfg->sampling, L, score, budget, p_w, NULL)) != LB_OK) goto done;
     if ((st = lb_lss_sample_ref(ctx, L, p_w, cfg->seed, streams.lss_weight, m_w, wt_w)) != LB_OK) goto done;
-    if ((st = q_bs_scores(cfg, ctx, N, C, hi, lo, 0, NULL, score)) != LB_OK) goto done;
+    if ((st = lb_lss_bs_scores_ref(ctx, N, C, hi, lo, 0, NULL, score)) != LB_OK) goto done;
     if ((st = lb_lss_probabilities_ref(ctx, cfg->sampling, L, score, budget, p_x, NULL)) != LB_OK) goto done;
     if ((st = lb_lss_sample_ref(ctx, L, p_x, cfg->seed, streams.lss_input, m_x, wt_x)) != LB_OK) goto done;
 
@@ -361,10 +302,6 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
             wrow[K++] = wt_w[r];
         }
         if (K == 0 || C * D == 0) continue;
-        if (cfg->weighted.fn) {
-            cfg->weighted.fn(cfg->weighted.user, K, C, D, nib, mult, rows, wrow, xq, acc_w);
-            continue;
-        }
         for (int64_t r = 0; r < K; r++) {
             const int64_t i = rows[r];
             const double wgt = wrow[r];
@@ -403,12 +340,14 @@ lb_status lb_qlinear_hq_backward_ref(lb_ctx *ctx, const lb_hq_config *cfg, const
 
     /* 5–6. LSQ masks and step gradients in the Hadamard domain, then ·H. */
     float gsx = 0.0f, gsw = 0.0f;
-    st = q_lsq_backward(cfg, ctx, N * D, state->x_quotient, gx_h, grad_x, &gsx);
+    st = lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, N * D, state->x_quotient, gx_h,
+                             grad_x, &gsx);
     if (st != LB_OK) goto done;
-    st = q_lsq_backward(cfg, ctx, C * D, state->w_quotient, gw_h, grad_w, &gsw);
+    st = lb_lsq_backward_ref(ctx, cfg->range, cfg->rounding, C * D, state->w_quotient, gw_h,
+                             grad_w, &gsw);
     if (st != LB_OK) goto done;
-    if ((st = q_hadamard(cfg, ctx, N, D, state->block, grad_x, grad_x)) != LB_OK) goto done;
-    if ((st = q_hadamard(cfg, ctx, C, D, state->block, grad_w, grad_w)) != LB_OK) goto done;
+    if ((st = lb_hadamard_ref(ctx, N, D, state->block, grad_x, grad_x)) != LB_OK) goto done;
+    if ((st = lb_hadamard_ref(ctx, C, D, state->block, grad_w, grad_w)) != LB_OK) goto done;
     if (grad_step_x) *grad_step_x = gsx;
     if (grad_step_w) *grad_step_w = gsw;
 

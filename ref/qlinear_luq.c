@@ -38,26 +38,7 @@ lb_qlinear_luq_config lb_qlinear_luq_default_config(void)
     c.samples = 1;
     c.gemm.fn = NULL;
     c.gemm.user = NULL;
-    memset(&c.quant, 0, sizeof c.quant);
     return c;
-}
-
-/* The quantizers of the layer: cfg->quant's replacement when set, else the
- * reference (same bits either way, see lb_qlinear_luq_quant_hooks). */
-static lb_status q_sawb(const lb_qlinear_luq_config *cfg, lb_ctx *ctx, const lb_sawb_params *params,
-                        const float *x, size_t n, int8_t *codes, float *scale)
-{
-    const lb_qlinear_luq_quant_hooks *h = &cfg->quant;
-    if (h->sawb_quantize) return h->sawb_quantize(h->user, ctx, params, x, n, codes, scale, NULL);
-    return lb_sawb_quantize_ref(ctx, params, x, n, codes, scale, NULL);
-}
-
-static lb_status q_luq(const lb_qlinear_luq_config *cfg, lb_ctx *ctx, const lb_luq_params *params,
-                       const float *x, size_t n, int8_t *codes)
-{
-    const lb_qlinear_luq_quant_hooks *h = &cfg->quant;
-    if (h->luq_quantize) return h->luq_quantize(h->user, ctx, params, x, n, codes, NULL, NULL);
-    return lb_luq_quantize_ref(ctx, params, x, n, codes, NULL, NULL);
 }
 
 static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_t *nd, size_t *cd,
@@ -75,15 +56,9 @@ static lb_status check_sizes(lb_ctx *ctx, int64_t N, int64_t D, int64_t C, size_
 
 /* The exponent piece j of LUQ codes (lb_luq_gemm_ref's method): codes with
  * k = |code| − 1 in [7j, 7j + 7) become ±2^(k − 7j), at most 64 in
- * magnitude; the rest 0. *any = 1 when some piece is non-zero. Through
- * quant->luq_piece when set (same integers). */
-static void luq_piece(const lb_qlinear_luq_quant_hooks *quant, const int8_t *codes, size_t n,
-                      int j, int8_t *piece, int *any)
+ * magnitude; the rest 0. *any = 1 when some piece is non-zero. */
+static void luq_piece(const int8_t *codes, size_t n, int j, int8_t *piece, int *any)
 {
-    if (quant && quant->luq_piece) {
-        quant->luq_piece(quant->user, codes, n, j, piece, any);
-        return;
-    }
     *any = 0;
     for (size_t e = 0; e < n; e++) {
         const int k = (codes[e] < 0 ? -codes[e] : codes[e]) - 1; /* -1 for a zero code */
@@ -111,12 +86,8 @@ static lb_status add_piece_product(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int
     return LB_OK;
 }
 
-/* lb_luq_gemm_ref with the int8 GEMMs through a hook (NULL: lb_gemm_i8_ref)
- * and the exponent pieces through quant->luq_piece (quant NULL or the field
- * NULL: the loop of luq_piece). */
-static lb_status luq_gemm(const lb_gemm_i8_hook *hook, const lb_qlinear_luq_quant_hooks *quant,
-                          lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                          int levels, const int8_t *A_codes, const int8_t *B, int64_t *C)
+lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int levels,
+                          const int8_t *A_codes, const int8_t *B, int64_t *C)
 {
     if (M < 0 || N < 0 || K < 0)
         return lb_error(ctx, LB_ERR_ARG, "luq-gemm: negative size M=%lld N=%lld K=%lld", (long long)M,
@@ -141,21 +112,15 @@ static lb_status luq_gemm(const lb_gemm_i8_hook *hook, const lb_qlinear_luq_quan
     /* The layout of A (trans_a) is unchanged: the pieces are elementwise. */
     for (int j = 0; 7 * j < levels; j++) {
         int any;
-        luq_piece(quant, A_codes, mk, j, piece, &any);
+        luq_piece(A_codes, mk, j, piece, &any);
         if (!any) continue; /* the product would be all zeros */
-        st = add_piece_product(hook, ctx, trans_a, trans_b, M, N, K, j, piece, B, part, C);
+        st = add_piece_product(NULL, ctx, trans_a, trans_b, M, N, K, j, piece, B, part, C);
         if (st != LB_OK) goto done;
     }
 done:
     lb_free(piece);
     lb_free(part);
     return st;
-}
-
-lb_status lb_luq_gemm_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, int levels,
-                          const int8_t *A_codes, const int8_t *B, int64_t *C)
-{
-    return luq_gemm(NULL, NULL, ctx, trans_a, trans_b, M, N, K, levels, A_codes, B, C);
 }
 
 lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *cfg, int64_t N, int64_t D,
@@ -177,9 +142,9 @@ lb_status lb_qlinear_luq_forward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *c
     int is_signed = act_signed && *act_signed;
     for (size_t i = 0; i < nd && !is_signed; i++) is_signed = X[i] < 0.0f;
     lb_sawb_activation_range(cfg->grid, is_signed, &px.qn, &px.qp);
-    st = q_sawb(cfg, ctx, &pw, W, cd, W_codes, w_scale);
+    st = lb_sawb_quantize_ref(ctx, &pw, W, cd, W_codes, w_scale, NULL);
     if (st != LB_OK) return st;
-    st = q_sawb(cfg, ctx, &px, X, nd, X_codes, x_scale);
+    st = lb_sawb_quantize_ref(ctx, &px, X, nd, X_codes, x_scale, NULL);
     if (st != LB_OK) return st;
     if (act_signed) *act_signed = is_signed;
     if (bias) {
@@ -243,13 +208,13 @@ lb_status lb_qlinear_luq_backward_ref(lb_ctx *ctx, const lb_qlinear_luq_config *
     for (int s = 0; s < cfg->samples; s++) {
         /* Step 2 of B.7: one LUQ sample δ_q feeds both GEMMs. */
         p.sample = cfg->luq.sample + (uint64_t)s;
-        st = q_luq(cfg, ctx, &p, dY, nc, codes);
+        st = lb_luq_quantize_ref(ctx, &p, dY, nc, codes, NULL, NULL);
         if (st != LB_OK) goto done;
         /* The two GEMMs of lb_luq_gemm_ref's method, sharing each exponent
          * piece δ_j of δ_q = Σ_j 2^(7j) δ_j. */
         for (int j = 0; 7 * j < p.levels; j++) {
             int any;
-            luq_piece(&cfg->quant, codes, nc, j, piece, &any);
+            luq_piece(codes, nc, j, piece, &any);
             if (!any) continue;
             /* ∇X (N, D) += δ_j (N, C) · W_q (C, D): reduction over C. */
             st = add_piece_product(&cfg->gemm, ctx, 0, 0, N, D, C, j, piece, W_codes, part, zx);

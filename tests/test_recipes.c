@@ -25,6 +25,7 @@
 #include "lowbit/lowbit.h"
 #include "lowbit/cpu.h"
 #include "lowbit/recipe.h"
+#include "lowbit/cpu_quant.h"
 #include "lowbit/train.h"
 #include "lowbit/ptq.h"
 #include "lowbit/ref/hadamard.h"
@@ -394,19 +395,16 @@ static void test_cpu_equals_ref(void **state)
     }
 }
 
-/* ------------------------------------------- cpu quantizer hooks == ref */
+/* ------------------------------- cpu LSQ backward and Hadamard == ref */
 
-/* The hooks the recipes give the hq oracle layer on the cpu backend
- * (models/recipe_cpu_quant.c; internal to the library, declared here). */
-lb_hq_quant_hooks rc_hq_cpu_quant(void);
-
-/* LSQ backward and Hadamard hooks against the references, bit for bit (memcmp:
- * signed zeros count), on rounding ties, range edges, ±0 and sizes around the
- * hooks' 4-lane and 1024-element steps; in place as the layer calls them. */
+/* The LSQ backward and Hadamard transform the hq recipe calls on the cpu
+ * backend (lb_lsq_backward_cpu, lb_hadamard_cpu) against the references, bit
+ * for bit (memcmp: signed zeros count), on rounding ties, range edges, ±0
+ * and sizes around the 8-lane and 1024-element steps; in place as the
+ * recipe calls them. */
 static void test_cpu_quant_hooks(void **state)
 {
     (void)state;
-    const lb_hq_quant_hooks h = rc_hq_cpu_quant();
     const int64_t sizes[] = {1, 3, 4, 5, 17, 1023, 1024, 1025, 2051};
     enum { nmax = 2051 };
     float *v = malloc(nmax * sizeof *v), *g = malloc(nmax * sizeof *g);
@@ -433,25 +431,25 @@ static void test_cpu_quant_hooks(void **state)
                 assert_int_equal(lb_lsq_backward_ref(NULL, (lb_lsq_range)range,
                                                      (lb_rounding)rounding, n, v, a, a, &sa),
                                  LB_OK);
-                assert_int_equal(h.lsq_backward(h.user, NULL, (lb_lsq_range)range,
-                                                (lb_rounding)rounding, n, v, b, b, &sb),
+                assert_int_equal(lb_lsq_backward_cpu(NULL, (lb_lsq_range)range,
+                                                     (lb_rounding)rounding, n, v, b, b, &sb),
                                  LB_OK);
                 assert_memory_equal(a, b, (size_t)n * sizeof *a);
                 assert_memory_equal(&sa, &sb, sizeof sa);
             }
     /* a non-finite quotient: the reference's error */
     v[5] = NAN;
-    assert_int_equal(h.lsq_backward(h.user, NULL, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, 9, v, g,
-                                    b, NULL),
+    assert_int_equal(lb_lsq_backward_cpu(NULL, LB_LSQ_RANGE_PAPER, LB_ROUND_HALF_EVEN, 9, v, g, b,
+                                         NULL),
                      LB_ERR_NUMERIC);
     /* Hadamard: every block of D = 64, out of place and in place */
     const int64_t rows = 31, D = 64;
     for (int64_t block = 1; block <= D; block *= 2) {
         fill(v, rows * D, 30 + (uint64_t)block, 1.0f);
         assert_int_equal(lb_hadamard_ref(NULL, rows, D, block, v, a), LB_OK);
-        assert_int_equal(h.hadamard(h.user, NULL, rows, D, block, v, b), LB_OK);
+        assert_int_equal(lb_hadamard_cpu(NULL, rows, D, block, v, b), LB_OK);
         assert_memory_equal(a, b, (size_t)(rows * D) * sizeof *a);
-        assert_int_equal(h.hadamard(h.user, NULL, rows, D, block, v, v), LB_OK);
+        assert_int_equal(lb_hadamard_cpu(NULL, rows, D, block, v, v), LB_OK);
         assert_memory_equal(a, v, (size_t)(rows * D) * sizeof *a);
     }
     free(v), free(g), free(a), free(b);

@@ -84,51 +84,6 @@
 extern "C" {
 #endif
 
-/* Optional replacement of the ∇W loop over the kept rows with p < 1 (step 3
- * above): for r = 0..K−1 in increasing r, for every (c, d) with
- * h = mult·nibbles[rows[r]·C + c] != 0:
- *     acc[c·D + d] += weight[r] · (double)(h · x_codes[rows[r]·D + d])
- * nibbles (N, C), x_codes (N, D), acc (C, D). A replacement must add the terms
- * of every (c, d) in increasing r with exactly this expression (any loop order
- * or threading over (c, d) then gives the reference bits). */
-typedef struct lb_hq_weighted_hook {
-    void (*fn)(void *user, int64_t K, int64_t C, int64_t D, const int8_t *nibbles, int mult,
-               const int64_t *rows, const double *weight, const int8_t *x_codes, double *acc);
-    void *user;
-} lb_hq_weighted_hook;
-
-/* Optional replacements of the quantizers the layer calls, for a backend
- * with faster equivalents (models/ fills them on the cpu backend). Each field
- * NULL means the reference function named beside it; a replacement takes the
- * same arguments (plus `user`) and must return the reference's status and
- * write the reference's bits into every output, so the layer produces the
- * same bits either way. The reference layer itself only ever calls through
- * these fields or the references, never both for one operation. */
-typedef struct lb_hq_quant_hooks {
-    /* lb_hq_init_step_ref: the LSQ init step of x·H_b (forward, first or cold step) */
-    lb_status (*init_step)(void *user, lb_ctx *ctx, int64_t rows, int64_t D, int64_t block,
-                           const float *x, float *step);
-    /* lb_hq_quantize_ref with transformed = NULL: codes and quotients of X, W */
-    lb_status (*quantize)(void *user, lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding,
-                          int64_t rows, int64_t D, int64_t block, const float *x, float step,
-                          int8_t *codes, float *quotient);
-    /* lb_bit_split_ref of g (N, C) (n = N·C) with the counter RNG (uniforms NULL) */
-    lb_status (*bit_split)(void *user, lb_ctx *ctx, lb_bs_mode mode, lb_rounding rounding,
-                           int64_t N, int64_t C, const float *g, uint64_t seed, uint64_t stream,
-                           int8_t *hi, int8_t *lo, float *fine_scale);
-    /* lb_lss_bs_scores_ref */
-    lb_status (*bs_scores)(void *user, lb_ctx *ctx, int64_t N, int64_t C, const int8_t *hi,
-                           const int8_t *lo, int64_t D, const int8_t *x_codes, double *scores);
-    /* lb_lsq_backward_ref (grad_in may equal grad_out) */
-    lb_status (*lsq_backward)(void *user, lb_ctx *ctx, lb_lsq_range range, lb_rounding rounding,
-                              int64_t n, const float *quotient, const float *grad_out,
-                              float *grad_in, float *grad_step);
-    /* lb_hadamard_ref (out may equal in): the gradients' way back from the Hadamard domain */
-    lb_status (*hadamard)(void *user, lb_ctx *ctx, int64_t rows, int64_t D, int64_t block,
-                          const float *in, float *out);
-    void *user;
-} lb_hq_quant_hooks;
-
 typedef struct lb_hq_config {
     int64_t block;        /* Hadamard block (power of two dividing D); 0 = search on first forward */
     int64_t max_block;    /* largest block the search tries; <= 0 means 1024 */
@@ -140,8 +95,6 @@ typedef struct lb_hq_config {
     uint64_t seed;        /* RNG key */
     uint64_t layer;       /* layer index, part of every stream id (< 2^32) */
     lb_gemm_i8_hook gemm; /* the integer GEMMs (zeroed: lb_gemm_i8_ref); same bits either way */
-    lb_hq_weighted_hook weighted; /* ∇W rows with p < 1 (zeroed: the reference loop) */
-    lb_hq_quant_hooks quant; /* the quantizers (zeroed: the references); same bits either way */
 } lb_hq_config;
 
 /* The paper reading (see the table above); seed 0, layer 0. */

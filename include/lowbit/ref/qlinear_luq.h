@@ -46,37 +46,15 @@
 extern "C" {
 #endif
 
-/* Optional replacements of the layer's quantizers, for a backend with faster
- * equivalents (models/ fills them on the cpu backend). Each field NULL means
- * the reference named beside it; a replacement takes the same arguments (plus
- * `user`) and must return the reference's status and bits, so the layer gives
- * the same bits either way. */
-typedef struct lb_qlinear_luq_quant_hooks {
-    /* lb_sawb_quantize_ref: the forward codes of W and X */
-    lb_status (*sawb_quantize)(void *user, lb_ctx *ctx, const lb_sawb_params *params,
-                               const float *x, size_t n, int8_t *codes, float *scale,
-                               float *dequant);
-    /* lb_luq_quantize_ref: one LUQ sample of ∇Y */
-    lb_status (*luq_quantize)(void *user, lb_ctx *ctx, const lb_luq_params *params,
-                              const float *x, size_t n, int8_t *codes, float *values,
-                              float *alpha);
-    /* The exponent piece j of lb_luq_gemm_ref: piece[e] = ±2^(k − 7j) where
-     * k = |codes[e]| − 1 lies in [7j, 7j + 7), else 0, for e < n; *any = 1
-     * when some piece[e] != 0, else 0. */
-    void (*luq_piece)(void *user, const int8_t *codes, size_t n, int j, int8_t *piece, int *any);
-    void *user;
-} lb_qlinear_luq_quant_hooks;
-
 typedef struct lb_qlinear_luq_config {
     lb_sawb_grid grid;  /* forward grids (default LB_SAWB_GRID_INT4) */
     double c1, c2;      /* SAWB coefficients (12.1, 12.2) */
     lb_luq_params luq;  /* gradient quantizer (default L = 8, stochastic, seed 0) */
     int samples;        /* SMP samples S in [1, LB_LUQ_MAX_SAMPLES] (default 1) */
     lb_gemm_i8_hook gemm; /* the integer GEMMs (zeroed: lb_gemm_i8_ref); same bits either way */
-    lb_qlinear_luq_quant_hooks quant; /* the quantizers (zeroed: the references); same bits */
 } lb_qlinear_luq_config;
 
-/* INT4 grids, (12.1, 12.2), lb_luq_default_params(), S = 1, no hooks. */
+/* INT4 grids, (12.1, 12.2), lb_luq_default_params(), S = 1, the reference GEMM. */
 lb_qlinear_luq_config lb_qlinear_luq_default_config(void);
 
 /* C (M, N) += op(A) · op(B), exactly, where A holds LUQ codes with at most
