@@ -3,8 +3,10 @@
 #include "config.h"
 #include "bench_timing.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 double bench_now(void)
@@ -68,4 +70,18 @@ lb_status bench_time_interleaved(bench_timed *t, int n, int warmup, int repeats,
         }
     for (int i = 0; i < n; i++) sec[i] = bench_median(t[i].samples, t[i].nsamples);
     return LB_OK;
+}
+
+int bench_csv_open(const char *path, const char *header, FILE **out)
+{
+    *out = NULL;
+    if (!path) return 0;
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "lowbit bench: cannot write %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    fputs(header, f);
+    *out = f;
+    return 0;
 }

@@ -8,6 +8,8 @@
 #define LOWBIT_BENCH_TIMING_H
 
 #include <stdint.h>
+#include <stdio.h>
+
 #include "lowbit/status.h"
 
 #define BENCH_MAX_SAMPLES 64
@@ -39,5 +41,10 @@ lb_status bench_timed_sample(bench_timed *t);
  * the first error. */
 lb_status bench_time_interleaved(bench_timed *t, int n, int warmup, int repeats, double min_time,
                                  double *sec);
+
+/* *out = `path` opened for writing with the CSV `header` line written, or
+ * NULL when path is NULL. Returns 0, or 1 after printing "lowbit bench:
+ * cannot write PATH: REASON" to stderr. */
+int bench_csv_open(const char *path, const char *header, FILE **out);
 
 #endif

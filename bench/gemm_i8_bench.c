@@ -18,6 +18,7 @@
  */
 #include "config.h"
 #include "bench.h"
+#include "bench_timing.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -236,16 +237,13 @@ int bench_gemm_i8(const bench_gemm_i8_opts *o)
     if (lb_ctx_create(&ctx) != LB_OK) lb_ctx_clear_error(ctx); /* LOWBIT_ISA is ignored here */
     if (!ctx) return 1;
     lb_ctx_set_isa(ctx, LB_ISA_AUTO); /* each path is forced explicitly below */
-    FILE *csv = NULL;
-    if (o->csv_path) {
-        csv = fopen(o->csv_path, "w");
-        if (!csv) {
-            fprintf(stderr, "lowbit bench: cannot write %s\n", o->csv_path);
-            lb_ctx_free(ctx);
-            return 1;
-        }
-        fprintf(csv, "M,N,K,threads,kernel,isa,gops,peak_isa,peak_gops,frac_peak,vs_onednn,"
-                     "vs_sgemm\n");
+    FILE *csv;
+    if (bench_csv_open(o->csv_path,
+                       "M,N,K,threads,kernel,isa,gops,peak_isa,peak_gops,frac_peak,vs_onednn,"
+                       "vs_sgemm\n",
+                       &csv)) {
+        lb_ctx_free(ctx);
+        return 1;
     }
     /* Which cpu paths to time (default: the vector paths; scalar only when it is all). */
     const lb_isa best = lb_cpu_best_isa();

@@ -202,13 +202,12 @@ int bench_linear(const bench_linear_opts *o)
             snprintf(specs[nv++], sizeof specs[0], "%s", tok);
         }
     }
-    FILE *csv = NULL;
-    if (o->csv_path && !(csv = fopen(o->csv_path, "w"))) {
-        fprintf(stderr, "lowbit bench: cannot write %s\n", o->csv_path);
+    FILE *csv;
+    if (bench_csv_open(o->csv_path, "tokens,out,in,threads,variant,ms,gops,speedup_vs_fp32\n",
+                       &csv)) {
         lb_ctx_free(ctx);
         return 1;
     }
-    if (csv) fprintf(csv, "tokens,out,in,threads,variant,ms,gops,speedup_vs_fp32\n");
     printf("lowbit %s linear-layer benchmark: training forward + backward of one layer "
            "(N tokens, in -> out),\nthree GEMMs and all quantization work; GOP/s = 3·2·N·in·out / "
            "time; speed-up = fp32 time / variant time\n",

@@ -203,14 +203,13 @@ int bench_step(const bench_step_opts *o)
             return 1;
         }
     }
-    FILE *csv = NULL;
-    if (o->csv_path && !(csv = fopen(o->csv_path, "w"))) {
-        fprintf(stderr, "lowbit bench: cannot write %s\n", o->csv_path);
+    FILE *csv;
+    if (bench_csv_open(o->csv_path,
+                       "model,threads,variant,ms,vs_fp32,vs_torch_fp32,vs_torch_bf16\n", &csv)) {
         cJSON_Delete(torch);
         lb_ctx_free(ctx);
         return 1;
     }
-    if (csv) fprintf(csv, "model,threads,variant,ms,vs_fp32,vs_torch_fp32,vs_torch_bf16\n");
     printf("lowbit %s training-step benchmark: default models, cpu backend (best ISA %s); one "
            "step =\nbatch + forward + backward + clipping + AdamW; %d interleaved rounds of one "
            "sample >= %.2f s per variant; medians;\nratios are speed-ups (their time / ours)%s\n",
