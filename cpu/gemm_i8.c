@@ -333,6 +333,50 @@ static int64_t pack_u8x_rows8(const int8_t *src, int64_t K, unsigned char *pd)
     return kg;
 }
 
+/* Sixteen bytes in the compiler's generic vector extension. */
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+typedef uint16_t u16x8 __attribute__((vector_size(16)));
+#if defined(__clang__)
+#define SHUF16(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#define SHUF8(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
+#else
+#define SHUF16(a, b, ...) __builtin_shuffle((a), (b), (u8x16){__VA_ARGS__})
+#define SHUF8(a, b, ...) __builtin_shuffle((a), (b), (u16x8){__VA_ARGS__})
+#endif
+
+/* The transposed A of the U8X encoding (A stored (K, M), MR = 8): k-groups
+ * [g0, g1) of two full panels (rows m .. m+15 of op(A), m = the first panel's
+ * first row) into pd0 and pd1. Per k-group the four k rows' 16 bytes are
+ * interleaved byte-wise (k0 k1, k2 k3), then 16-bit-wise, which leaves each
+ * row's 4-byte group (k0 k1 k2 k3) in order; every byte xor 0x80. The k-groups
+ * must lie inside K. */
+static void pack_u8x_trans_pair(const int8_t *A, int64_t M, int64_t m, int64_t g0, int64_t g1,
+                                unsigned char *pd0, unsigned char *pd1)
+{
+    const u8x16 flip = {0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+                        0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80};
+    for (int64_t kg = g0; kg < g1; kg++) {
+        u8x16 x[4];
+        for (int i = 0; i < 4; i++) {
+            memcpy(&x[i], A + (kg * 4 + i) * M + m, 16);
+            x[i] ^= flip;
+        }
+        const u8x16 a_lo = SHUF16(x[0], x[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const u8x16 a_hi = SHUF16(x[0], x[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        const u8x16 b_lo = SHUF16(x[2], x[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        const u8x16 b_hi = SHUF16(x[2], x[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        u16x8 p[4] = {(u16x8)a_lo, (u16x8)b_lo, (u16x8)a_hi, (u16x8)b_hi};
+        const u16x8 r03 = SHUF8(p[0], p[1], 0, 8, 1, 9, 2, 10, 3, 11);
+        const u16x8 r47 = SHUF8(p[0], p[1], 4, 12, 5, 13, 6, 14, 7, 15);
+        const u16x8 r8b = SHUF8(p[2], p[3], 0, 8, 1, 9, 2, 10, 3, 11);
+        const u16x8 rcf = SHUF8(p[2], p[3], 4, 12, 5, 13, 6, 14, 7, 15);
+        memcpy(pd0 + kg * 32, &r03, 16);
+        memcpy(pd0 + kg * 32 + 16, &r47, 16);
+        memcpy(pd1 + kg * 32, &r8b, 16);
+        memcpy(pd1 + kg * 32 + 16, &rcf, 16);
+    }
+}
+
 /* Packs rows m0 .. m0+mc-1 of op(A) into ceil(mc / MR) panels (kgroups, MR,
  * G), rows past mc and k past K padded with the kind's encoding of 0. The
  * always_inline body is instantiated per (kind, fmt, trans_a) so the inner
@@ -351,11 +395,20 @@ pack_a_block(lb_apack_kind kind, lb_int_format fmt, int trans_a, int MR, const v
         /* A stored (K, M): each k is a contiguous run of the block's mc rows.
          * Chunks of 64 k keep the rows read in L1 while every panel takes
          * its (contiguous) share of the chunk. */
+        /* VNNI encoding: pairs of full panels over the whole k-groups by
+         * vector transposes, the rest element by element. */
+        const int64_t vec_pan = kind == LB_APACK_U8X && MR == 8 ? mc / 16 * 2 : 0;
+        const int64_t vec_k = vec_pan > 0 ? K / 4 * 4 : 0;
         for (int64_t k0 = 0; k0 < Kp; k0 += 64) {
             const int64_t k1 = k0 + 64 < Kp ? k0 + 64 : Kp;
+            const int64_t kv = k1 < vec_k ? k1 : vec_k;
+            for (int64_t pi = 0; pi < vec_pan && k0 < kv; pi += 2)
+                pack_u8x_trans_pair(A8, M, m0 + pi * MR, k0 / 4, kv / 4,
+                                    dst + (size_t)pi * panel_bytes,
+                                    dst + (size_t)(pi + 1) * panel_bytes);
             for (int64_t pi = 0; pi < npan; pi++) {
                 unsigned char *pd = dst + (size_t)pi * panel_bytes;
-                for (int64_t k = k0; k < k1; k++) {
+                for (int64_t k = pi < vec_pan && kv > k0 ? kv : k0; k < k1; k++) {
                     const int64_t base = (k / G) * MR * G + k % G;
                     const int8_t *src = k < K ? A8 + k * M + m0 + pi * MR : NULL;
                     for (int r = 0; r < MR; r++) {

@@ -10,8 +10,8 @@
 
 /* Output elements per task of the row loops. */
 #define CHUNK 16384
-/* Columns per task of the column sums (double partial sums in L1). */
-#define COLUMN_BLOCK 64
+/* Columns per pass of the column sums (double partial sums in L1). */
+#define COLUMN_BLOCK 1024
 
 int lb_cpu_threads(const lb_ctx *ctx)
 {
@@ -50,12 +50,14 @@ void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float 
         dequant_rows(out, z, bias, c, C, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
 }
 
-/* Columns j0..j0+m−1 (m <= COLUMN_BLOCK) of lb_cpu_column_sums. */
+/* Columns [j0, j1) (j1 − j0 <= COLUMN_BLOCK) of lb_cpu_column_sums: the rows
+ * in increasing n, read along each row (the partial sums stay in L1). */
 LB_ISA_CLONES
-static void column_block(float *out, const float *g, int64_t N, int64_t C, int64_t j0, int64_t m,
+static void column_range(float *out, const float *g, int64_t N, int64_t C, int64_t j0, int64_t j1,
                          int accumulate)
 {
     double acc[COLUMN_BLOCK];
+    const int64_t m = j1 - j0;
     for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
     for (int64_t n = 0; n < N; n++) {
         const float *row = g + n * C + j0;
@@ -67,10 +69,19 @@ static void column_block(float *out, const float *g, int64_t N, int64_t C, int64
 
 void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt)
 {
-    const int64_t tasks = (C + COLUMN_BLOCK - 1) / COLUMN_BLOCK;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && N * C >= 65536)
-    for (int64_t t = 0; t < tasks; t++)
-        column_block(out, g, N, C, t * COLUMN_BLOCK,
-                     C - t * COLUMN_BLOCK < COLUMN_BLOCK ? C - t * COLUMN_BLOCK : COLUMN_BLOCK,
-                     accumulate);
+    /* One contiguous range of columns per thread (whole 16-column groups),
+     * each walked in blocks of COLUMN_BLOCK: every row segment read is
+     * long, and a column's sum is its rows in increasing n whatever the
+     * thread count. */
+    if (!(N * C >= 65536)) nt = 1;
+    const int64_t groups = (C + 15) / 16;
+    if (nt > groups) nt = (int)groups;
+    if (nt < 1) nt = 1;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        const int64_t c0 = groups * t / nt * 16, c1e = groups * (t + 1) / nt * 16;
+        const int64_t c1 = c1e < C ? c1e : C;
+        for (int64_t j = c0; j < c1; j += COLUMN_BLOCK)
+            column_range(out, g, N, C, j, c1 - j < COLUMN_BLOCK ? c1 : j + COLUMN_BLOCK, accumulate);
+    }
 }

@@ -221,6 +221,10 @@ static size_t make_cases(gemm_case *cases, size_t cap)
         {2, 3, LB_GEMM_I8_MAX_K - 2, 1, 0, VAR_PLAIN, DATA_RANDOM, 10},
         {8, 32, 4, 0, 1, VAR_PLAIN, DATA_ZEROS, 11},
         {9, 33, 68, 0, 1, VAR_S4_B, DATA_MIN_MIN, 12},
+        /* transposed A: pairs of full panels (vector transposes), a partial
+         * panel and k past the last whole group and a 64-k chunk */
+        {50, 40, 131, 1, 0, VAR_PACKED, DATA_EXTREMES, 13},
+        {300, 24, 257, 1, 1, VAR_PLAIN, DATA_RANDOM, 14},
     };
     for (size_t i = 0; i < sizeof extra / sizeof extra[0] && n < cap; i++) cases[n++] = extra[i];
     return n;
