@@ -67,20 +67,22 @@ static void column_range(float *out, const float *g, int64_t N, int64_t C, int64
     for (int64_t k = 0; k < m; k++) out[j0 + k] = accumulate ? out[j0 + k] + (float)acc[k] : (float)acc[k];
 }
 
+void lb_cpu_column_share(int64_t C, int64_t group, int nt, int t, int64_t *c0, int64_t *c1)
+{
+    const int64_t groups = (C + group - 1) / group;
+    const int64_t e = groups * (t + 1) / nt * group;
+    *c0 = groups * t / nt * group;
+    *c1 = e < C ? e : C;
+}
+
 void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt)
 {
-    /* One contiguous range of columns per thread (whole 16-column groups),
-     * each walked in blocks of COLUMN_BLOCK: every row segment read is
-     * long, and a column's sum is its rows in increasing n whatever the
-     * thread count. */
-    if (!(N * C >= 65536)) nt = 1;
-    const int64_t groups = (C + 15) / 16;
-    if (nt > groups) nt = (int)groups;
-    if (nt < 1) nt = 1;
+    if (!(N * C >= 65536) || nt < 1) nt = 1;
+    if (nt > (C + 15) / 16) nt = (int)((C + 15) / 16);
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1)
     for (int t = 0; t < nt; t++) {
-        const int64_t c0 = groups * t / nt * 16, c1e = groups * (t + 1) / nt * 16;
-        const int64_t c1 = c1e < C ? c1e : C;
+        int64_t c0, c1;
+        lb_cpu_column_share(C, 16, nt, t, &c0, &c1);
         for (int64_t j = c0; j < c1; j += COLUMN_BLOCK)
             column_range(out, g, N, C, j, c1 - j < COLUMN_BLOCK ? c1 : j + COLUMN_BLOCK, accumulate);
     }

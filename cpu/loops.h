@@ -15,6 +15,12 @@
  * all OpenMP threads when ctx is NULL, 1 without OpenMP. */
 int lb_cpu_threads(const lb_ctx *ctx);
 
+/* Thread t's share [*c0, *c1) of C columns split over nt threads in whole
+ * groups of `group` columns: contiguous, in thread order, covering [0, C).
+ * For the column loops that walk every row: each thread reads long row
+ * segments and owns its columns' sums. */
+void lb_cpu_column_share(int64_t C, int64_t group, int nt, int t, int64_t *c0, int64_t *c1);
+
 /* out (N, C) = c · fl32(z) (+ bias[j] when bias is not NULL): the integer
  * GEMM's dequantize epilogue, rows split over nt threads. */
 void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
@@ -22,7 +28,7 @@ void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float 
 
 /* For each column j of g (N, C): s = Σ_n g[n, j] in double in increasing n;
  * out[j] = fl32(s) (accumulate = 0) or out[j] += fl32(s) (accumulate = 1).
- * Threads over blocks of columns (the oracle layers' ∇b). */
+ * Threads over ranges of columns (the oracle layers' ∇b). */
 void lb_cpu_column_sums(float *out, const float *g, int64_t N, int64_t C, int accumulate, int nt);
 
 /* lb_lsq_backward_cpu in place (grad_in = grad_out = g) without its

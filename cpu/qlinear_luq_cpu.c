@@ -30,8 +30,8 @@
 
 /* Elements per task of the elementwise loops. */
 #define CHUNK 16384
-/* Columns per task of the piece / column-sum loop (one cache line of int8). */
-#define COLS 64
+/* Columns per pass of the piece / column-sum loop (int32 sums in L1). */
+#define COLS 1024
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -47,44 +47,66 @@ static int any_negative(const float *x, int64_t i0, int64_t i1)
     return neg;
 }
 
-/* Columns c0..c1 of piece j of codes (N, C) (lb_luq_gemm_ref's method:
- * ±2^(k − 7j) for k = |code| − 1 in [7j, 7j + 7), else 0) and their column
- * sums colsum[c]; returns 1 when a piece value is non-zero. */
-LB_ISA_CLONES
-static int piece_columns(const int8_t *codes, int64_t N, int64_t C, int j, int64_t c0, int64_t c1,
-                         int8_t *piece, int64_t *colsum)
+/* Sixteen int8 / int16 lanes in the compiler's generic vector extension. */
+typedef int8_t i8x16 __attribute__((vector_size(16)));
+typedef uint8_t u8x16 __attribute__((vector_size(16)));
+typedef int16_t i16x16 __attribute__((vector_size(32)));
+
+/* The piece value of one code (lb_luq_gemm_ref's method): ±2^(k − 7j) for
+ * k = |code| − 1 in [7j, 7j + 7), else 0. */
+static inline int8_t piece_value(int8_t code, int j)
 {
-    const int32_t lo = 7 * j;
-    const int64_t w = c1 - c0; /* <= COLS */
-    int32_t sum[COLS];
-    for (int64_t c = 0; c < COLS; c++) sum[c] = 0;
-    int32_t any = 0;
-    for (int64_t n = 0; n < N; n++) {
-        const int8_t *restrict cd = codes + n * C + c0;
-        int8_t *restrict pc = piece + n * C + c0;
-#pragma omp simd reduction(| : any)
-        for (int64_t c = 0; c < w; c++) {
-            /* written with masks and products (no variable shifts), which
-             * vectorise on every ISA */
-            const int32_t v = cd[c];
-            const int32_t sg = v >> 31;      /* 0, or -1 for a negative code */
-            const int32_t a = (v ^ sg) - sg; /* |code| */
-            const int32_t e = a - 1 - lo;    /* k − 7j */
-            const int32_t in = (e >= 0) & (e < 7);
-            const int32_t p2 = ((e & 1) ? 2 : 1) * ((e & 2) ? 4 : 1) * ((e & 4) ? 16 : 1);
-            const int32_t m = in ? p2 : 0;   /* 2^(k − 7j) inside the piece, else 0 */
-            const int32_t sv = (m ^ sg) - sg;
-            pc[c] = (int8_t)sv;
-            sum[c] += sv;
-            any |= in;
+    const int a = code < 0 ? -code : code, e = a - 1 - 7 * j;
+    const int m = e >= 0 && e < 7 ? 1 << e : 0;
+    return (int8_t)(code < 0 ? -m : m);
+}
+
+/* Columns c0..c1 of piece j of codes (N, C) into piece, their column sums
+ * added to colsum[c]; returns the number of non-zero piece values. Sixteen
+ * columns at a time in byte lanes (the power of two from a 16-entry table),
+ * the sums and counts in int16 lanes flushed every 256 rows (|value| <= 64),
+ * the columns past the last 16 one by one. */
+LB_ISA_CLONES
+static int64_t piece_columns(const int8_t *codes, int64_t N, int64_t C, int j, int64_t c0,
+                             int64_t c1, int8_t *piece, int64_t *colsum)
+{
+    const int64_t groups = (c1 - c0) / 16, cv = c0 + 16 * groups; /* groups <= COLS / 16 */
+    const u8x16 pow2 = {1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+    const int8_t first = (int8_t)(1 + 7 * j);
+    i16x16 sum[COLS / 16], cnt[COLS / 16];
+    int64_t nnz = 0;
+    for (int64_t n0 = 0; n0 < N; n0 += 256) {
+        const int64_t n1 = N - n0 < 256 ? N : n0 + 256;
+        for (int64_t g = 0; g < groups; g++) sum[g] = cnt[g] = (i16x16){0};
+        for (int64_t n = n0; n < n1; n++) {
+            const int8_t *cd = codes + n * C;
+            int8_t *pc = piece + n * C;
+            for (int64_t g = 0; g < groups; g++) {
+                i8x16 v;
+                memcpy(&v, cd + c0 + 16 * g, 16);
+                const i8x16 sg = v < 0;                     /* -1 for a negative code */
+                const i8x16 e = ((v ^ sg) - sg) - first;    /* k − 7j */
+                const i8x16 in = (u8x16)e < 7;              /* -1 inside the piece */
+                const i8x16 m = (i8x16)__builtin_shuffle(pow2, (u8x16)e & 15) & in;
+                const i8x16 sv = (m ^ sg) - sg;
+                memcpy(pc + c0 + 16 * g, &sv, 16);
+                sum[g] += __builtin_convertvector(sv, i16x16);
+                cnt[g] -= __builtin_convertvector(in, i16x16);
+            }
+            for (int64_t c = cv; c < c1; c++) {
+                const int8_t sv = piece_value(cd[c], j);
+                pc[c] = sv;
+                colsum[c] += sv;
+                nnz += sv != 0;
+            }
         }
-        if ((n & 0xffff) == 0xffff) { /* |sv| <= 64: flush before the int32 sums could overflow */
-            for (int64_t c = 0; c < w; c++) colsum[c0 + c] += sum[c];
-            for (int64_t c = 0; c < COLS; c++) sum[c] = 0;
-        }
+        for (int64_t g = 0; g < groups; g++)
+            for (int l = 0; l < 16; l++) {
+                colsum[c0 + 16 * g + l] += sum[g][l];
+                nnz += cnt[g][l];
+            }
     }
-    for (int64_t c = 0; c < w; c++) colsum[c0 + c] += sum[c];
-    return any != 0;
+    return nnz;
 }
 
 /* Z[i0..i1) = (first ? 0 : Z) + shift · part (int64, exact). */
@@ -182,18 +204,23 @@ static void scale_pieces_par(float *out, int np, const int32_t *const *part,
         scale_pieces(out, np, part, shift, c, t * CHUNK, (t + 1) * CHUNK < n ? (t + 1) * CHUNK : n);
 }
 
-/* Piece j of codes (N, C) with colsum (C) += its column sums; 1 if non-zero. */
-static int piece_par(const int8_t *codes, int64_t N, int64_t C, int j, int8_t *piece,
-                     int64_t *colsum, int nt)
+/* Piece j of codes (N, C) with colsum (C) += its column sums; returns its
+ * number of non-zero values. One contiguous range of columns per thread
+ * (lb_cpu_column_share), walked along the rows in passes of COLS columns. */
+static int64_t piece_par(const int8_t *codes, int64_t N, int64_t C, int j, int8_t *piece,
+                         int64_t *colsum, int nt)
 {
-    int any = 0;
-    const int64_t tasks = ceil_div(C, COLS);
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : any) \
-    if (tasks > 1 && nt > 1 && N * C >= CHUNK)
-    for (int64_t t = 0; t < tasks; t++)
-        any |= piece_columns(codes, N, C, j, t * COLS, (t + 1) * COLS < C ? (t + 1) * COLS : C,
-                             piece, colsum);
-    return any;
+    int64_t nnz = 0;
+    if (!(N * C >= CHUNK) || nt < 1) nt = 1;
+    if (nt > ceil_div(C, 64)) nt = (int)ceil_div(C, 64);
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : nnz) if (nt > 1)
+    for (int t = 0; t < nt; t++) {
+        int64_t c0, c1;
+        lb_cpu_column_share(C, 64, nt, t, &c0, &c1);
+        for (int64_t c = c0; c < c1; c += COLS)
+            nnz += piece_columns(codes, N, C, j, c, c1 - c < COLS ? c1 : c + COLS, piece, colsum);
+    }
+    return nnz;
 }
 
 /* ----------------------------------------------------------------- layers */
@@ -295,8 +322,8 @@ lb_status lb_qlinear_luq_backward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *
         }
         for (int j = 0; j < pieces; j++) {
             memset(colsum, 0, (size_t)C * sizeof *colsum);
-            const int any = piece_par(codes, N, C, j, piece, colsum, nt);
-            if (!any) continue;
+            const int64_t nnz = piece_par(codes, N, C, j, piece, colsum, nt);
+            if (!nnz) continue;
             const int64_t shift = (int64_t)1 << (7 * j);
             for (int64_t c = 0; c < C; c++) zb[c] += shift * colsum[c];
             int32_t *gx = px[keep ? j : 0], *gw = pw[keep ? j : 0];
