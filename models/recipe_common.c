@@ -402,14 +402,25 @@ void rc_bias_grad(float *dbias, const float *dout, int64_t N, int64_t OC)
 
 /* ------------------------------------------------------- integer GEMMs */
 
-/* 1 when some a[0..n) != 0 (an OR over the row, no early exit: vectorises). */
-LB_ISA_CLONES
-static int row_nonzero(const int8_t *a, int64_t n)
+/* The indices of the rows of a (rows, cols) with a non-zero byte into keep;
+ * returns their count. Each row is read eight 8-byte words at a time up to
+ * its first non-zero word: a dense row costs one load or a few. */
+static int64_t nonzero_rows(const int8_t *a, int64_t rows, int64_t cols, int64_t *keep)
 {
-    int acc = 0;
-#pragma omp simd reduction(| : acc)
-    for (int64_t j = 0; j < n; j++) acc |= a[j];
-    return acc != 0;
+    int64_t nk = 0;
+    for (int64_t i = 0; i < rows; i++) {
+        const int8_t *r = a + i * cols;
+        uint64_t any = 0;
+        int64_t j = 0;
+        for (; j + 64 <= cols && !any; j += 64) {
+            uint64_t w[8];
+            memcpy(w, r + j, sizeof w);
+            any = (w[0] | w[1]) | (w[2] | w[3]) | (w[4] | w[5]) | (w[6] | w[7]);
+        }
+        for (; j < cols && !any; j++) any = (uint8_t)r[j];
+        if (any) keep[nk++] = i;
+    }
+    return nk;
 }
 
 /* C (M, N) = op(A) · op(B) on the cpu kernels with the all-zero rows of the
@@ -423,9 +434,7 @@ static lb_status gemm_skip_zero_rows(lb_ctx *ctx, int trans_a, int trans_b, int6
     const int64_t rows = trans_a ? K : M, cols = trans_a ? M : K;
     int64_t *keep = lb_alloc((size_t)(rows > 0 ? rows : 1) * sizeof *keep);
     if (!keep) return lb_error(ctx, LB_ERR_NOMEM, "recipe gemm: out of memory");
-    int64_t nk = 0;
-    for (int64_t i = 0; i < rows; i++)
-        if (row_nonzero(A + i * cols, cols)) keep[nk++] = i;
+    const int64_t nk = nonzero_rows(A, rows, cols, keep);
     lb_status st = LB_OK;
     if (nk * 4 >= rows * 3 || (trans_a && trans_b)) {
         st = lb_gemm_i8(ctx, trans_a, trans_b, M, N, K, A, B, C);
