@@ -69,16 +69,17 @@ typedef uint8_t u8x16 __attribute__((vector_size(16)));
 #define SHUF16(a, b, ...) __builtin_shuffle((a), (b), (u8x16){__VA_ARGS__})
 #endif
 
-/* The VNNI panel (kgroups, 32, 4) of columns n0..n0+31 of B stored (K, N),
- * columns past N and k past K zero, and the columns' sums: byte j·4 + i of
- * k-group kg is B[4·kg + i][n0 + j]. Full groups of four rows go through a
- * byte interleave, 16 columns at a time. */
+/* K-groups [kg0, kg1) of the VNNI panel (kgroups, 32, 4) of columns
+ * n0..n0+31 of B stored (K, N), columns past N and k past K zero, and the
+ * columns' sums of those k-groups added to colsum (when not NULL): byte
+ * j·4 + i of k-group kg is B[4·kg + i][n0 + j]. Full groups of four rows go
+ * through a byte interleave, 16 columns at a time. */
 LB_ISA_CLONES
-static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, int64_t kgroups,
-                             unsigned char *panel, int32_t *colsum)
+static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, int64_t kg0,
+                             int64_t kg1, unsigned char *panel, int32_t *colsum)
 {
     const int full_cols = n0 + 32 <= N;
-    for (int64_t kg = 0; kg < kgroups; kg++) {
+    for (int64_t kg = kg0; kg < kg1; kg++) {
         unsigned char *dst = panel + (size_t)kg * 128;
         if (full_cols && kg * 4 + 4 <= K) {
             for (int h = 0; h < 2; h++) {
@@ -104,15 +105,20 @@ static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, 
                 }
         }
     }
-    /* the column sums from the packed panel (in cache), padding included (zeros) */
+    if (!colsum) return;
+    /* the column sums from the packed k-groups (in cache), padding included (zeros) */
     int32_t sum[32] = {0};
-    for (int64_t kg = 0; kg < kgroups; kg++) {
+    for (int64_t kg = kg0; kg < kg1; kg++) {
         const int8_t *g = (const int8_t *)panel + kg * 128;
 #pragma omp simd
         for (int j = 0; j < 32; j++) sum[j] += (g[4 * j] + g[4 * j + 1]) + (g[4 * j + 2] + g[4 * j + 3]);
     }
-    for (int j = 0; j < 32; j++) colsum[j] = sum[j];
+    for (int j = 0; j < 32; j++) colsum[j] += sum[j];
 }
+
+/* K-groups per block of the VNNI B packing: a block's rows (256 of them)
+ * stay in L2 while every panel of the thread takes its columns. */
+#define PACK_B_KGROUP_BLOCK 64
 
 /* Packs panel p (columns p·NR ..) of op(B) and its compensation. The
  * always_inline body is instantiated for each (fmt, trans_b) below so the
@@ -129,7 +135,7 @@ pack_b_panel(int NR, int G, int b_s16, lb_int_format fmt, int trans_b, int s4_st
         /* VNNI layout from B stored (K, N): each k-group interleaves the 32
          * bytes of its 4 rows (column-sum pass separate, so both loops are
          * plain byte moves and adds). */
-        pack_b_vnni_rows(B, K, N, n0, kgroups, panel, colsum);
+        pack_b_vnni_rows(B, K, N, n0, 0, kgroups, panel, colsum);
         if (comp)
             for (int j = 0; j < NR; j++) comp[j] = colsum[j] * 128;
         return;
@@ -263,6 +269,33 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
     int32_t *comp = pk->comp;
     const int nthreads = lb_cpu_threads(ctx);
     (void)nthreads;
+    if (fmt == LB_INT_S8 && !trans_b && kn->nr == 32 && kn->g == 4 && !kn->b_s16) {
+        /* VNNI from B stored (K, N): each thread takes a contiguous range of
+         * panels and walks the rows in blocks, every panel of the range
+         * taking its 32 columns of a block while the block is in cache (a
+         * panel at a time would read all of B once per panel pair). */
+        int nt = nthreads < npanels ? nthreads : (int)npanels;
+        if (nt < 1) nt = 1;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+        {
+            int tid = 0;
+#ifdef _OPENMP
+            tid = omp_get_thread_num();
+#endif
+            const int64_t p0 = npanels * tid / nt, p1 = npanels * (tid + 1) / nt;
+            for (int64_t kb = 0; kb < kgroups; kb += PACK_B_KGROUP_BLOCK) {
+                const int64_t ke = kb + PACK_B_KGROUP_BLOCK < kgroups ? kb + PACK_B_KGROUP_BLOCK
+                                                                      : kgroups;
+                for (int64_t p = p0; p < p1; p++)
+                    pack_b_vnni_rows(B, K, N, p * 32, kb, ke, data + (size_t)p * pb,
+                                     comp ? comp + p * 32 : NULL);
+            }
+            if (comp) /* the compensation of the +128 shift of A (|sum| <= MAX_K·128) */
+                for (int64_t j = p0 * 32; j < p1 * 32; j++) comp[j] *= 128;
+        }
+        *out = pk;
+        return LB_OK;
+    }
     /* Each panel is written by one thread; the result does not depend on the split. */
 #pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && npanels > 1)
     for (int64_t p = 0; p < npanels; p++) {
