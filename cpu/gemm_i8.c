@@ -69,56 +69,57 @@ typedef uint8_t u8x16 __attribute__((vector_size(16)));
 #define SHUF16(a, b, ...) __builtin_shuffle((a), (b), (u8x16){__VA_ARGS__})
 #endif
 
-/* K-groups [kg0, kg1) of the VNNI panel (kgroups, 32, 4) of columns
- * n0..n0+31 of B stored (K, N), columns past N and k past K zero, and the
- * columns' sums of those k-groups added to colsum (when not NULL): byte
- * j·4 + i of k-group kg is B[4·kg + i][n0 + j]. Full groups of four rows go
- * through a byte interleave, 16 columns at a time. */
+/* K-groups [kg0, kg1) of the VNNI panels p0..p1−1 of B stored (K, N)
+ * (panel p at data + p·pb, (kgroups, 32, 4): byte j·4 + i of k-group kg is
+ * B[4·kg + i][32·p + j]; columns past N and k past K zero), and the
+ * columns' sums of those k-groups added to colsum[32·p0 ..] (when not NULL).
+ * Each k-group's four rows are read once, in order, across all the panels
+ * (streams the hardware prefetches); full groups go through a byte
+ * interleave, 16 columns at a time. */
 LB_ISA_CLONES
-static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t n0, int64_t kg0,
-                             int64_t kg1, unsigned char *panel, int32_t *colsum)
+static void pack_b_vnni_rows(const int8_t *B, int64_t K, int64_t N, int64_t kg0, int64_t kg1,
+                             int64_t p0, int64_t p1, unsigned char *data, size_t pb,
+                             int32_t *colsum)
 {
-    const int full_cols = n0 + 32 <= N;
+    const int64_t c1 = p1 * 32 < N ? p1 * 32 : N; /* the real columns of the panels */
     for (int64_t kg = kg0; kg < kg1; kg++) {
-        unsigned char *dst = panel + (size_t)kg * 128;
-        if (full_cols && kg * 4 + 4 <= K) {
-            for (int h = 0; h < 2; h++) {
-                u8x16 r[4];
-                for (int i = 0; i < 4; i++) memcpy(&r[i], B + (kg * 4 + i) * N + n0 + 16 * h, 16);
-                /* rows 0,1 and 2,3 byte-interleaved, then 16-bit interleaved */
-                const u8x16 a_lo = SHUF16(r[0], r[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-                const u8x16 a_hi = SHUF16(r[0], r[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-                const u8x16 b_lo = SHUF16(r[2], r[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
-                const u8x16 b_hi = SHUF16(r[2], r[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
-                const u8x16 o[4] = {
-                    SHUF16(a_lo, b_lo, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
-                    SHUF16(a_lo, b_lo, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
-                    SHUF16(a_hi, b_hi, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
-                    SHUF16(a_hi, b_hi, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)};
-                memcpy(dst + 64 * h, o, 64);
-            }
-        } else {
-            for (int j = 0; j < 32; j++)
-                for (int i = 0; i < 4; i++) {
-                    const int64_t k = kg * 4 + i, n = n0 + j;
-                    dst[j * 4 + i] = (unsigned char)(k < K && n < N ? B[k * N + n] : 0);
+        const int full_k = kg * 4 + 4 <= K;
+        for (int64_t p = p0; p < p1; p++) {
+            const int64_t n0 = p * 32;
+            unsigned char *dst = data + (size_t)p * pb + (size_t)kg * 128;
+            if (full_k && n0 + 32 <= N) {
+                for (int h = 0; h < 2; h++) {
+                    u8x16 r[4];
+                    for (int i = 0; i < 4; i++) memcpy(&r[i], B + (kg * 4 + i) * N + n0 + 16 * h, 16);
+                    /* rows 0,1 and 2,3 byte-interleaved, then 16-bit interleaved */
+                    const u8x16 a_lo = SHUF16(r[0], r[1], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                    const u8x16 a_hi = SHUF16(r[0], r[1], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                    const u8x16 b_lo = SHUF16(r[2], r[3], 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+                    const u8x16 b_hi = SHUF16(r[2], r[3], 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+                    const u8x16 o[4] = {
+                        SHUF16(a_lo, b_lo, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+                        SHUF16(a_lo, b_lo, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31),
+                        SHUF16(a_hi, b_hi, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23),
+                        SHUF16(a_hi, b_hi, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31)};
+                    memcpy(dst + 64 * h, o, 64);
                 }
+            } else {
+                for (int j = 0; j < 32; j++)
+                    for (int i = 0; i < 4; i++) {
+                        const int64_t k = kg * 4 + i, n = n0 + j;
+                        dst[j * 4 + i] = (unsigned char)(k < K && n < N ? B[k * N + n] : 0);
+                    }
+            }
+        }
+        if (!colsum) continue;
+        /* the k-group's rows again (in L1): their sums per column */
+        for (int i = 0; i < 4 && kg * 4 + i < K; i++) {
+            const int8_t *row = B + (kg * 4 + i) * N;
+#pragma omp simd
+            for (int64_t c = p0 * 32; c < c1; c++) colsum[c - p0 * 32] += row[c];
         }
     }
-    if (!colsum) return;
-    /* the column sums from the packed k-groups (in cache), padding included (zeros) */
-    int32_t sum[32] = {0};
-    for (int64_t kg = kg0; kg < kg1; kg++) {
-        const int8_t *g = (const int8_t *)panel + kg * 128;
-#pragma omp simd
-        for (int j = 0; j < 32; j++) sum[j] += (g[4 * j] + g[4 * j + 1]) + (g[4 * j + 2] + g[4 * j + 3]);
-    }
-    for (int j = 0; j < 32; j++) colsum[j] += sum[j];
 }
-
-/* K-groups per block of the VNNI B packing: a block's rows (256 of them)
- * stay in L2 while every panel of the thread takes its columns. */
-#define PACK_B_KGROUP_BLOCK 64
 
 /* Packs panel p (columns p·NR ..) of op(B) and its compensation. The
  * always_inline body is instantiated for each (fmt, trans_b) below so the
@@ -131,15 +132,6 @@ pack_b_panel(int NR, int G, int b_s16, lb_int_format fmt, int trans_b, int s4_st
     const int64_t half = (int64_t)NR * G / 2; /* int4: bytes per k-group */
     int32_t colsum[64] = {0};                 /* NR <= 64 */
     const int64_t n0 = p * NR;
-    if (fmt == LB_INT_S8 && !s4_store && !trans_b && G == 4 && NR == 32 && !b_s16) {
-        /* VNNI layout from B stored (K, N): each k-group interleaves the 32
-         * bytes of its 4 rows (column-sum pass separate, so both loops are
-         * plain byte moves and adds). */
-        pack_b_vnni_rows(B, K, N, n0, 0, kgroups, panel, colsum);
-        if (comp)
-            for (int j = 0; j < NR; j++) comp[j] = colsum[j] * 128;
-        return;
-    }
     if (fmt == LB_INT_S8 && !s4_store && n0 + NR <= N) {
         /* Fast path: int8 source, a full panel; only the last k-group may be
          * partial (zero padded). */
@@ -271,9 +263,10 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
     (void)nthreads;
     if (fmt == LB_INT_S8 && !trans_b && kn->nr == 32 && kn->g == 4 && !kn->b_s16) {
         /* VNNI from B stored (K, N): each thread takes a contiguous range of
-         * panels and walks the rows in blocks, every panel of the range
-         * taking its 32 columns of a block while the block is in cache (a
-         * panel at a time would read all of B once per panel pair). */
+         * panels and reads the rows once, in order, every panel of the range
+         * taking its 32 columns of each k-group (a panel at a time would read
+         * B with a row stride, defeating the prefetchers, once per panel
+         * pair). */
         int nt = nthreads < npanels ? nthreads : (int)npanels;
         if (nt < 1) nt = 1;
 #pragma omp parallel num_threads(nt) if (nt > 1)
@@ -283,13 +276,7 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
             tid = omp_get_thread_num();
 #endif
             const int64_t p0 = npanels * tid / nt, p1 = npanels * (tid + 1) / nt;
-            for (int64_t kb = 0; kb < kgroups; kb += PACK_B_KGROUP_BLOCK) {
-                const int64_t ke = kb + PACK_B_KGROUP_BLOCK < kgroups ? kb + PACK_B_KGROUP_BLOCK
-                                                                      : kgroups;
-                for (int64_t p = p0; p < p1; p++)
-                    pack_b_vnni_rows(B, K, N, p * 32, kb, ke, data + (size_t)p * pb,
-                                     comp ? comp + p * 32 : NULL);
-            }
+            pack_b_vnni_rows(B, K, N, 0, kgroups, p0, p1, data, pb, comp ? comp + p0 * 32 : NULL);
             if (comp) /* the compensation of the +128 shift of A (|sum| <= MAX_K·128) */
                 for (int64_t j = p0 * 32; j < p1 * 32; j++) comp[j] *= 128;
         }
