@@ -145,7 +145,22 @@ lb_status lb_gemm_i8_packed(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64
                         "B was packed for the %s path but the context forces %s: pack it again "
                         "under this context",
                         lb_isa_name(B->kernel->isa), lb_isa_name(want));
-    return lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C);
+    return lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, NULL);
+}
+
+lb_status lb_gemm_i8_packed_dequant(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
+                                    const void *A, const lb_packed_i8 *B, int32_t *C,
+                                    const lb_gemm_i8_dequant *d)
+{
+    if (!B) return lb_error(ctx, LB_ERR_ARG, "NULL packed GEMM operand");
+    if (!d) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM dequantize epilogue");
+    const lb_isa want = lb_ctx_isa(ctx);
+    if (want != LB_ISA_AUTO && want != B->kernel->isa)
+        return lb_error(ctx, LB_ERR_ARG,
+                        "B was packed for the %s path but the context forces %s: pack it again "
+                        "under this context",
+                        lb_isa_name(B->kernel->isa), lb_isa_name(want));
+    return lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, d);
 }
 
 lb_status lb_gemm_i8(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
@@ -167,7 +182,7 @@ lb_status lb_gemm_i8(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N
     lb_packed_i8 *pb = NULL;
     st = lb_gemm_i8_pack_b_with(ctx, lb_gemm_i8_kernel_for(isa), LB_INT_S8, trans_b, K, N, B, &pb);
     if (st != LB_OK) return st;
-    st = lb_gemm_i8_packed_run(ctx, LB_INT_S8, trans_a, M, A, pb, C);
+    st = lb_gemm_i8_packed_run(ctx, LB_INT_S8, trans_a, M, A, pb, C, NULL);
     lb_packed_i8_free(pb);
     return st;
 }

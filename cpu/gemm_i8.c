@@ -517,19 +517,51 @@ static void pack_a_dispatch(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int 
 
 /* ---------------------------------------------------------------- driver */
 
+/* The dequantize epilogue of rows [m0, m0 + mc) and columns [n0, n1) from
+ * z (row stride ldz, z[0] = C[m0][n0]): lb_gemm_i8_dequant_ref's expression
+ * per element. */
+LB_ISA_CLONES
+static void dequant_tile(const lb_gemm_i8_dequant *d, const int32_t *z, int64_t ldz, int64_t N,
+                         int64_t m0, int64_t mc, int64_t n0, int64_t n1)
+{
+    const float c = d->scale;
+    for (int64_t r = 0; r < mc; r++) {
+        const int32_t *zr = z + r * ldz - n0;
+        float *o = d->out + (m0 + r) * N;
+        if (d->bias) {
+            const float *b = d->bias;
+#pragma omp simd
+            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j] + b[j];
+        } else {
+#pragma omp simd
+            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j];
+        }
+    }
+}
+
 lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
-                                const void *A, const lb_packed_i8 *B, int32_t *C)
+                                const void *A, const lb_packed_i8 *B, int32_t *C,
+                                const lb_gemm_i8_dequant *dequant)
 {
     if (!B) return lb_error(ctx, LB_ERR_ARG, "NULL packed GEMM operand");
     if (fmt_a != LB_INT_S8 && fmt_a != LB_INT_S4)
         return lb_error(ctx, LB_ERR_ARG, "unknown integer format %d", (int)fmt_a);
     const int64_t N = B->N, K = B->K;
     if (M < 0) return lb_error(ctx, LB_ERR_ARG, "negative GEMM size M=%lld", (long long)M);
-    if (M > 0 && N > 0 && !C) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM output");
+    if (M > 0 && N > 0 && !C && !dequant) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM output");
+    if (M > 0 && N > 0 && dequant && !dequant->out)
+        return lb_error(ctx, LB_ERR_ARG, "NULL GEMM dequantize output");
     if (M > 0 && K > 0 && !A) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM operand A");
     if (M == 0 || N == 0) return LB_OK;
     if (K == 0) {
-        memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
+        if (C) memset(C, 0, (size_t)M * (size_t)N * sizeof *C);
+        if (dequant) /* every product is the integer 0 */
+            for (int64_t m = 0; m < M; m++)
+                for (int64_t n = 0; n < N; n++) {
+                    float y = dequant->scale * (float)0;
+                    if (dequant->bias) y += dequant->bias[n];
+                    dequant->out[m * N + n] = y;
+                }
         return LB_OK;
     }
     const lb_gemm_i8_kernel *kn = B->kernel;
@@ -572,8 +604,12 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
     if ((int64_t)nthreads > tiles) nthreads = (int)tiles;
     if (nthreads < 1) nthreads = 1;
     const size_t a_block_bytes = (size_t)mc_panels * a_panel_bytes;
+    /* Without C, each thread's tile of products goes to its own buffer
+     * (row stride NCW), converted by the epilogue before the next tile. */
+    const int64_t NCW = nc_panels * NR;
+    const size_t tile_bytes = !C ? ((size_t)MC * (size_t)NCW * sizeof(int32_t) + 63) / 64 * 64 : 0;
     size_t buf_bytes;
-    if (!lb_mul_size(a_block_bytes, (size_t)nthreads, &buf_bytes))
+    if (!lb_mul_size(a_block_bytes + tile_bytes, (size_t)nthreads, &buf_bytes))
         return lb_error(ctx, LB_ERR_ARG, "GEMM workspace size overflows");
     unsigned char *abuf = lb_alloc(buf_bytes);
     if (!abuf)
@@ -586,7 +622,8 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
 #ifdef _OPENMP
         tid = omp_get_thread_num();
 #endif
-        unsigned char *ablock = abuf + (size_t)tid * a_block_bytes;
+        unsigned char *ablock = abuf + (size_t)tid * (a_block_bytes + tile_bytes);
+        int32_t *tile = C ? NULL : (int32_t *)(void *)(ablock + a_block_bytes);
         int64_t packed_tm = -1;
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < tiles; t++) {
@@ -612,13 +649,20 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
                         const int mr = (int)(mc - r0 < MR ? mc - r0 : MR);
                         const unsigned char *ap =
                             ablock + (size_t)(r0 / MR) * a_panel_bytes + (size_t)k0 * a_group_bytes;
-                        int32_t *c = C + (m0 + r0) * N + n0;
+                        int32_t *c = C ? C + (m0 + r0) * N + n0
+                                       : tile + r0 * NCW + (p - tn * nc_panels) * NR;
+                        const int64_t ldc = C ? N : NCW;
                         if (B->fmt == LB_INT_S4)
-                            kn->ukernel_s4(kn_groups, ap, bp, cp, c, N, mr, nr, k0 > 0);
+                            kn->ukernel_s4(kn_groups, ap, bp, cp, c, ldc, mr, nr, k0 > 0);
                         else
-                            kn->ukernel_s8(kn_groups, ap, bp, cp, c, N, mr, nr, k0 > 0);
+                            kn->ukernel_s8(kn_groups, ap, bp, cp, c, ldc, mr, nr, k0 > 0);
                     }
                 }
+            }
+            if (dequant) { /* the tile is complete: its epilogue while it is in cache */
+                const int64_t n0 = tn * nc_panels * NR, n1 = p_end * NR < N ? p_end * NR : N;
+                if (C) dequant_tile(dequant, C + m0 * N + n0, N, N, m0, mc, n0, n1);
+                else dequant_tile(dequant, tile, NCW, N, m0, mc, n0, n1);
             }
         }
     }

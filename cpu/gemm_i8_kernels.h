@@ -78,8 +78,11 @@ struct lb_packed_i8 {
 lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kernel, lb_int_format fmt,
                                  int trans_b, int64_t K, int64_t N, const void *B,
                                  lb_packed_i8 **out);
+/* C = op(A) · op(B); with `dequant` not NULL also its out from each tile
+ * of C while the tile is in cache (C may then be NULL: per-thread tiles). */
 lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
-                                const void *A, const lb_packed_i8 *B, int32_t *C);
+                                const void *A, const lb_packed_i8 *B, int32_t *C,
+                                const lb_gemm_i8_dequant *dequant);
 
 /* Micro-kernels of each path (generic/ always; the others when compiled). */
 void lb_gemm_i8_ukernel_4x8_generic(int64_t, const void *, const void *, const int32_t *,

@@ -6,6 +6,7 @@
 #include <omp.h>
 #endif
 
+#include "lowbit/alloc.h"
 #include "../runtime/clones.h"
 
 /* Output elements per task of the row loops. */
@@ -48,6 +49,24 @@ void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float 
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
     for (int64_t t = 0; t < tasks; t++)
         dequant_rows(out, z, bias, c, C, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
+}
+
+lb_status lb_cpu_gemm_i8_dequant(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
+                                 int trans_b, int64_t M, int64_t N, int64_t K, const int8_t *A,
+                                 const int8_t *B, int32_t *C, const lb_gemm_i8_dequant *d, int nt)
+{
+    if (hook && hook->fn_dequant)
+        return lb_gemm_i8_hooked_dequant(hook, ctx, trans_a, trans_b, M, N, K, A, B, C, d);
+    if (!d || (M > 0 && N > 0 && !d->out))
+        return lb_error(ctx, LB_ERR_ARG, "GEMM dequantize: NULL output");
+    int32_t *z = C;
+    if (!z && M > 0 && N > 0 && !(z = lb_alloc((size_t)(M * N) * sizeof *z)))
+        return lb_error(ctx, LB_ERR_NOMEM, "GEMM dequantize: cannot allocate C (%lld x %lld)",
+                        (long long)M, (long long)N);
+    lb_status st = lb_gemm_i8_hooked(hook, ctx, trans_a, trans_b, M, N, K, A, B, z);
+    if (st == LB_OK) lb_cpu_dequant_rows(d->out, z, d->bias, d->scale, M, N, nt);
+    if (z != C) lb_free(z);
+    return st;
 }
 
 /* Columns [j0, j1) (j1 − j0 <= COLUMN_BLOCK) of lb_cpu_column_sums: the rows

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "lowbit/context.h"
+#include "lowbit/ref/int_gemm.h"
 #include "lowbit/ref/lsq.h"
 
 /* The thread count of lowbit's OpenMP regions for ctx: lb_ctx_threads(ctx),
@@ -25,6 +26,13 @@ void lb_cpu_column_share(int64_t C, int64_t group, int nt, int t, int64_t *c0, i
  * GEMM's dequantize epilogue, rows split over nt threads. */
 void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
                          int64_t C, int nt);
+
+/* C = op(A) · op(B) and d->out from it (lb_gemm_i8_hooked_dequant's
+ * result): the hook's fused fn_dequant when it has one, else its GEMM (C
+ * NULL: into a temporary) then lb_cpu_dequant_rows on nt threads. */
+lb_status lb_cpu_gemm_i8_dequant(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
+                                 int trans_b, int64_t M, int64_t N, int64_t K, const int8_t *A,
+                                 const int8_t *B, int32_t *C, const lb_gemm_i8_dequant *d, int nt);
 
 /* For each column j of g (N, C): s = Σ_n g[n, j] in double in increasing n;
  * out[j] = fl32(s) (accumulate = 0) or out[j] += fl32(s) (accumulate = 1).

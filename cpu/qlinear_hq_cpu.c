@@ -24,7 +24,9 @@
  *     grad_x, where the LSQ backward then runs in place;
  *   - ∇b: each column summed in double in increasing row, threads over column
  *     blocks;
- *   - the forward's epilogue Y = fl32(s_X s_W) · fl32(Z) + b on threads.
+ *   - the forward's epilogue Y = fl32(s_X s_W) · fl32(Z) + b fused into the
+ *     GEMM's tiles when the hook offers it (lb_gemm_i8_hook.fn_dequant),
+ *     else a pass on threads.
  *   - the block search (first forward, cold start): the reference's errors
  *     with the transforms and codes from the cpu kernels; its two sums stay
  *     sequential, as the reference defines them.
@@ -453,12 +455,11 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
         lb_hq_quantize_cpu(ctx, cfg->range, cfg->rounding, C, D, block, w, sw, LB_INT_S8,
                            state->w_codes, state->w_quotient, NULL, NULL) != LB_OK)
         return REFERENCE();
-    int32_t *zz = z ? z : lb_alloc(nz(N * C) * sizeof *zz); // (N, C)
-    if (!zz) return REFERENCE();
-    lb_status st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, state->x_codes,
-                                     state->w_codes, zz);
+    /* Z (N, C) = X̂ Ŵᵀ (kept only when z is given), Y = fl32(s_X s_W)·fl32(Z) + b */
+    const lb_gemm_i8_dequant dq = {y, sx * sw, b};
+    lb_status st = lb_cpu_gemm_i8_dequant(&cfg->gemm, ctx, 0, 1, N, C, D, state->x_codes,
+                                          state->w_codes, z, &dq, nt);
     if (st == LB_OK) {
-        lb_cpu_dequant_rows(y, zz, b, sx * sw, N, C, nt);
         state->block = block;
         state->initialized = 1;
         state->step_x = sx;
@@ -470,7 +471,6 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
         state->c = C;
         state->has_forward = 1;
     }
-    if (!z) lb_free(zz);
     return st;
 #undef REFERENCE
 }

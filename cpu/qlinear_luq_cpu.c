@@ -13,8 +13,10 @@
  *     integer sum is the reference's Z); with several, Z += 2^(7j) · part
  *     runs elementwise on threads in int64, the first accumulation assigning
  *     (0 + v = v in integers), then out = fl32(c · fl32(Z));
- *   - the sign scan of X and the forward epilogue run on threads, each
- *     element by the reference's expression.
+ *   - the sign scan of X runs on threads, and the forward epilogue (the
+ *     reference's expression per element) is fused into the GEMM's tiles
+ *     when the hook offers it (lb_gemm_i8_hook.fn_dequant), else a pass on
+ *     threads.
  * Every loop body is compiled per vector ISA (runtime/clones.h).
  */
 #include "config.h"
@@ -260,12 +262,8 @@ lb_status lb_qlinear_luq_forward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *c
             if (!isfinite(bias[c])) return REFERENCE();
     if (act_signed) *act_signed = is_signed;
     if (nc == 0) return LB_OK;
-    int32_t *z = Z ? Z : lb_alloc(nc * sizeof *z);
-    if (!z) return REFERENCE();
-    lb_status st = lb_gemm_i8_hooked(&cfg->gemm, ctx, 0, 1, N, C, D, X_codes, W_codes, z);
-    if (st == LB_OK) lb_cpu_dequant_rows(Y, z, bias, *x_scale * *w_scale, N, C, nt);
-    if (z != Z) lb_free(z);
-    return st;
+    const lb_gemm_i8_dequant dq = {Y, *x_scale * *w_scale, bias};
+    return lb_cpu_gemm_i8_dequant(&cfg->gemm, ctx, 0, 1, N, C, D, X_codes, W_codes, Z, &dq, nt);
 #undef REFERENCE
 }
 

@@ -471,19 +471,13 @@ done:
     return st;
 }
 
-/* The GEMM hook: the oracle on the ref backend; on cpu the exact kernels,
- * with the forward's weight operand (the only trans_b = 1 GEMM of the
- * layers) packed once and reused while the codes are unchanged (every
- * evaluation batch between two weight updates). */
-static lb_status rc_gemm(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
-                         int64_t K, const int8_t *A, const int8_t *B, int32_t *C)
+/* op(A) · Bᵀ (B an (N, K) weight) on the site's packed copy of B, packed
+ * again when B's codes or the context's ISA path changed; with d, the
+ * dequantize epilogue fused (C may then be NULL). */
+static lb_status rc_gemm_packed(rc_site *s, lb_ctx *ctx, int trans_a, int64_t M, int64_t N,
+                                int64_t K, const int8_t *A, const int8_t *B, int32_t *C,
+                                const lb_gemm_i8_dequant *d)
 {
-    rc_site *s = user;
-    if (!s->fast) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
-    if (s->onednn && M > 0 && N > 0 && K > 0)
-        return lb_gemm_i8_onednn(ctx, trans_a, trans_b, M, N, K, A, B, C);
-    if (M <= 0 || N <= 0) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
-    if (!trans_b || K <= 0) return gemm_skip_zero_rows(ctx, trans_a, trans_b, M, N, K, A, B, C);
     const size_t nb = (size_t)(K * N);
     int fresh = s->packed && s->packed_k == K && s->packed_n == N &&
                 memcmp(s->packed_codes, B, nb) == 0;
@@ -499,16 +493,53 @@ static lb_status rc_gemm(void *user, lb_ctx *ctx, int trans_a, int trans_b, int6
             s->packed_k = K;
             s->packed_n = N;
         }
-        lb_status st = lb_gemm_i8_packed(ctx, LB_INT_S8, trans_a, M, A, s->packed, C);
+        lb_status st = d ? lb_gemm_i8_packed_dequant(ctx, LB_INT_S8, trans_a, M, A, s->packed, C, d)
+                         : lb_gemm_i8_packed(ctx, LB_INT_S8, trans_a, M, A, s->packed, C);
         if (st != LB_ERR_ARG || !fresh) return st;
         fresh = 0; /* packed for another ISA path than this context's: repack once */
     }
     return LB_OK;
 }
 
+/* The GEMM hook: the oracle on the ref backend; on cpu the exact kernels,
+ * with the forward's weight operand (the only trans_b = 1 GEMM of the
+ * layers) packed once and reused while the codes are unchanged (every
+ * evaluation batch between two weight updates). */
+static lb_status rc_gemm(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
+                         int64_t K, const int8_t *A, const int8_t *B, int32_t *C)
+{
+    rc_site *s = user;
+    if (!s->fast) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
+    if (s->onednn && M > 0 && N > 0 && K > 0)
+        return lb_gemm_i8_onednn(ctx, trans_a, trans_b, M, N, K, A, B, C);
+    if (M <= 0 || N <= 0) return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
+    if (!trans_b || K <= 0) return gemm_skip_zero_rows(ctx, trans_a, trans_b, M, N, K, A, B, C);
+    return rc_gemm_packed(s, ctx, trans_a, M, N, K, A, B, C, NULL);
+}
+
+/* The GEMM with its dequantize epilogue: fused into our kernels' tiles on
+ * the packed-weight path; elsewhere rc_gemm, then the epilogue (the
+ * reference's loop on the ref backend, threaded rows on cpu). */
+static lb_status rc_gemm_dequant(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M,
+                                 int64_t N, int64_t K, const int8_t *A, const int8_t *B, int32_t *C,
+                                 const lb_gemm_i8_dequant *d)
+{
+    rc_site *s = user;
+    if (s->fast && !s->onednn && M > 0 && N > 0 && K > 0 && trans_b)
+        return rc_gemm_packed(s, ctx, trans_a, M, N, K, A, B, C, d);
+    int32_t *z = C;
+    if (!z && M > 0 && N > 0 && !(z = lb_alloc((size_t)(M * N) * sizeof *z)))
+        return lb_error(ctx, LB_ERR_NOMEM, "recipe gemm: out of memory");
+    lb_status st = rc_gemm(user, ctx, trans_a, trans_b, M, N, K, A, B, z);
+    if (st == LB_OK && s->fast) lb_cpu_dequant_rows(d->out, z, d->bias, d->scale, M, N, lb_cpu_threads(ctx));
+    else if (st == LB_OK) lb_gemm_i8_dequant_ref(d, z, M, N);
+    if (z != C) lb_free(z);
+    return st;
+}
+
 lb_gemm_i8_hook rc_gemm_hook(rc_site *s)
 {
-    lb_gemm_i8_hook h = {rc_gemm, s};
+    lb_gemm_i8_hook h = {rc_gemm, s, rc_gemm_dequant};
     return h;
 }
 

@@ -105,8 +105,7 @@ static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     const lb_uniform_config q = lb_uniform_config_default(); /* 8 bits, narrow, ties to even */
     const size_t big = (size_t)(N * C > OC * C ? N * C : OC * C);
     int32_t *i32 = rc_scratch(r, ctx, 0, big * sizeof(int32_t), &st);
-    int32_t *z = rc_scratch(r, ctx, 1, (size_t)(N * OC) * sizeof(int32_t), &st);
-    if (!i32 || !z) return st;
+    if (!i32) return st;
     /* training saves the codes for the backward; evaluation uses scratch */
     int8_t *xq, *wq;
     float sx, sw;
@@ -122,11 +121,12 @@ static lb_status int8_forward(rc_recipe *r, lb_ctx *ctx, const lb_backend *be,
     }
     if ((st = quantize_int8(ctx, s->fast, &q, inp, N * C, i32, xq, &sx)) != LB_OK) return st;
     if ((st = quantize_int8(ctx, s->fast, &q, weight, OC * C, i32, wq, &sw)) != LB_OK) return st;
-    /* Z (N, OC) = X_q (N, C) · W_q (OC, C)^T */
+    /* out = fl32(s_x s_w) · fl32(Z) + b, Z (N, OC) = X_q (N, C) · W_q (OC, C)^T
+     * (not kept: the epilogue runs on each tile of Z) */
     const lb_gemm_i8_hook h = rc_gemm_hook(s);
-    st = lb_gemm_i8_hooked(&h, ctx, 0, 1, N, OC, C, xq, wq, z);
+    const lb_gemm_i8_dequant dq = {out, sx * sw, bias};
+    st = lb_gemm_i8_hooked_dequant(&h, ctx, 0, 1, N, OC, C, xq, wq, NULL, &dq);
     if (st != LB_OK) return st;
-    lb_cpu_dequant_rows(out, z, bias, sx * sw, N, OC, lb_cpu_threads(NULL));
     if (!where->training) return LB_OK;
     s->x_scale = sx, s->w_scale = sw;
     s->n = N, s->d = C, s->c = OC;

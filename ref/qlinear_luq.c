@@ -38,6 +38,7 @@ lb_qlinear_luq_config lb_qlinear_luq_default_config(void)
     c.samples = 1;
     c.gemm.fn = NULL;
     c.gemm.user = NULL;
+    c.gemm.fn_dequant = NULL;
     return c;
 }
 

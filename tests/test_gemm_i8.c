@@ -263,6 +263,83 @@ static void test_avx512(void **state) { (void)state; run_path(LB_ISA_AVX512); }
 static void test_avx512vnni(void **state) { (void)state; run_path(LB_ISA_AVX512VNNI); }
 static void test_auto(void **state) { (void)state; run_path(LB_ISA_AUTO); }
 
+/* The dequantize epilogue fused into the tiles (lb_gemm_i8_packed_dequant)
+ * equals the reference GEMM followed by lb_gemm_i8_dequant_ref bit for bit,
+ * with the products kept or not, with and without bias, on every path at 1
+ * and 2 threads; shapes with partial row and column tiles, several column
+ * tiles, several K blocks, K = 0 and int4 operands. */
+static void test_packed_dequant(void **state)
+{
+    (void)state;
+    static const gemm_case cases[] = {
+        {1, 1, 1, 0, 1, VAR_PACKED, DATA_RANDOM, 31},
+        {37, 70, 45, 0, 1, VAR_PACKED, DATA_RANDOM, 32},
+        {300, 530, 96, 0, 1, VAR_PACKED, DATA_EXTREMES, 33},
+        {129, 1100, 2050, 1, 1, VAR_PACKED, DATA_RANDOM, 34},
+        {64, 96, 200, 0, 0, VAR_S4_AB, DATA_RANDOM, 35},
+        {5, 40, 0, 0, 1, VAR_PACKED, DATA_RANDOM, 36},
+    };
+    static const lb_isa paths[] = {LB_ISA_SCALAR, LB_ISA_AVX2, LB_ISA_AVX512, LB_ISA_AVX512VNNI};
+    lb_ctx *ctx = NULL;
+    assert_int_equal(lb_ctx_create(&ctx), LB_OK);
+    int failures = 0, ran = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const gemm_case *c = &cases[i];
+        const int64_t MN = c->M * c->N;
+        gemm_data d;
+        data_make(c, &d);
+        float *bias = malloc((size_t)c->N * sizeof *bias);
+        float *want = malloc((size_t)(MN ? MN : 1) * sizeof *want);
+        float *got = malloc((size_t)(MN ? MN : 1) * sizeof *got);
+        assert_true(bias && want && got);
+        for (int64_t n = 0; n < c->N; n++)
+            bias[n] = (float)((int)(lb_rng_u32(c->seed, 9, (uint64_t)n) % 2001) - 1000) * 0.37f;
+        const int s4 = c->var == VAR_S4_AB;
+        for (int with_bias = 0; with_bias < 2; with_bias++) {
+            lb_gemm_i8_dequant ref = {want, 0.0123f, with_bias ? bias : NULL};
+            lb_gemm_i8_dequant_ref(&ref, d.want, c->M, c->N);
+            for (size_t pi = 0; pi < sizeof paths / sizeof paths[0]; pi++) {
+                if (!lb_cpu_isa_available(paths[pi])) continue;
+                assert_int_equal(lb_ctx_set_isa(ctx, paths[pi]), LB_OK);
+                lb_packed_i8 *pb = NULL;
+                assert_int_equal(lb_gemm_i8_pack_b(ctx, s4 ? LB_INT_S4 : LB_INT_S8, c->trans_b, c->K,
+                                                   c->N, s4 ? (const void *)d.B4 : d.B, &pb),
+                                 LB_OK);
+                for (int threads = 1; threads <= 2; threads++) {
+                    if (lb_ctx_set_threads(ctx, threads) != LB_OK) continue;
+                    for (int keep = 0; keep < 2; keep++) {
+                        lb_gemm_i8_dequant dq = {got, ref.scale, ref.bias};
+                        memset(got, 0xff, (size_t)(MN ? MN : 1) * sizeof *got);
+                        memset(d.got, 0, (size_t)(MN ? MN : 1) * sizeof *d.got);
+                        assert_int_equal(lb_gemm_i8_packed_dequant(ctx, s4 ? LB_INT_S4 : LB_INT_S8,
+                                                                   c->trans_a, c->M,
+                                                                   s4 ? (const void *)d.A4 : d.A, pb,
+                                                                   keep ? d.got : NULL, &dq),
+                                         LB_OK);
+                        ran++;
+                        if (memcmp(got, want, (size_t)MN * sizeof *got) != 0 ||
+                            (keep && memcmp(d.got, d.want, (size_t)MN * sizeof *d.got) != 0)) {
+                            char desc[160];
+                            describe(desc, sizeof desc, c);
+                            print_message("ERROR dequant %s threads=%d keep=%d bias=%d %s\n",
+                                          lb_isa_name(paths[pi]), threads, keep, with_bias, desc);
+                            failures++;
+                        }
+                    }
+                }
+                lb_packed_i8_free(pb);
+            }
+        }
+        free(bias);
+        free(want);
+        free(got);
+        data_free(&d);
+    }
+    lb_ctx_free(ctx);
+    assert_int_equal(failures, 0);
+    assert_true(ran > 0);
+}
+
 /* The oneDNN peer: exact on VNNI for all int8; without VNNI only for
  * |B| <= 64, so there the weights are drawn from [-64, 64] and a weight of
  * 127 must be refused (LB_ERR_UNSUPPORTED), never answered wrongly. */
@@ -352,6 +429,7 @@ int main(void)
         cmocka_unit_test(test_scalar),     cmocka_unit_test(test_avx2),
         cmocka_unit_test(test_avx512),     cmocka_unit_test(test_avx512vnni),
         cmocka_unit_test(test_auto),       cmocka_unit_test(test_onednn),
+        cmocka_unit_test(test_packed_dequant),
     };
     return LB_RUN_TESTS(tests);
 }

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include "lowbit/status.h"
 #include "lowbit/context.h"
+#include "lowbit/ref/int_gemm.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -89,6 +90,15 @@ int64_t lb_packed_i8_n(const lb_packed_i8 *p);
  * lb_gemm_i8_ref bit for bit. */
 lb_status lb_gemm_i8_packed(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
                             const void *A, const lb_packed_i8 *B, int32_t *C);
+
+/* lb_gemm_i8_packed with the dequantize epilogue d (lowbit/ref/int_gemm.h):
+ * d->out (M, N) = d->scale · fl32(C) (+ d->bias), each tile of C converted
+ * right after it is computed, while it is in cache. C may be NULL (the
+ * products are then not kept: each thread computes its tile in a buffer of
+ * its own). Bit for bit lb_gemm_i8_ref followed by lb_gemm_i8_dequant_ref. */
+lb_status lb_gemm_i8_packed_dequant(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
+                                    const void *A, const lb_packed_i8 *B, int32_t *C,
+                                    const lb_gemm_i8_dequant *d);
 
 /* C (M, N) = op(A) · op(B) with the same arguments and result as
  * lb_gemm_i8_ref (int8 operands). Packs B for this one call: reuse a packed

@@ -29,6 +29,18 @@ extern "C" {
 lb_status lb_gemm_i8_ref(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                          const int8_t *A, const int8_t *B, int32_t *C);
 
+/* The dequantize epilogue of an integer GEMM: out (M, N) row-major,
+ * out[m, n] = scale · fl32(C[m, n]) (+ bias[n] when bias is not NULL), in
+ * float32, the product rounded before the addition. */
+typedef struct lb_gemm_i8_dequant {
+    float *out;        /* (M, N) */
+    float scale;
+    const float *bias; /* (N) or NULL */
+} lb_gemm_i8_dequant;
+
+/* out from C (M, N) as lb_gemm_i8_dequant says, in row order. */
+void lb_gemm_i8_dequant_ref(const lb_gemm_i8_dequant *d, const int32_t *C, int64_t M, int64_t N);
+
 /* A replaceable integer GEMM with lb_gemm_i8_ref's arguments and result, plus
  * a user pointer. Layers built on the oracle (lowbit/ref/qlinear_hq.h,
  * lowbit/ref/qlinear_luq.h) take one in their config so that a caller can run
@@ -39,6 +51,13 @@ typedef struct lb_gemm_i8_hook {
     lb_status (*fn)(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
                     int64_t K, const int8_t *A, const int8_t *B, int32_t *C);
     void *user;
+    /* Optional: the GEMM and its dequantize epilogue d in one call, so that a
+     * fast path can convert each block of C while it is in cache. C may be
+     * NULL (not kept). Same results as fn followed by
+     * lb_gemm_i8_dequant_ref. NULL: lb_gemm_i8_hooked_dequant does that. */
+    lb_status (*fn_dequant)(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M,
+                            int64_t N, int64_t K, const int8_t *A, const int8_t *B, int32_t *C,
+                            const lb_gemm_i8_dequant *d);
 } lb_gemm_i8_hook;
 
 /* C = op(A) · op(B) through the hook (NULL or fn NULL: lb_gemm_i8_ref). */
@@ -49,6 +68,15 @@ static inline lb_status lb_gemm_i8_hooked(const lb_gemm_i8_hook *hook, lb_ctx *c
     if (hook && hook->fn) return hook->fn(hook->user, ctx, trans_a, trans_b, M, N, K, A, B, C);
     return lb_gemm_i8_ref(ctx, trans_a, trans_b, M, N, K, A, B, C);
 }
+
+/* C = op(A) · op(B) and d->out from it (lb_gemm_i8_dequant), through the
+ * hook's fn_dequant when it has one, else the hook's GEMM (or the reference)
+ * then lb_gemm_i8_dequant_ref. C may be NULL: a temporary then holds the
+ * products (LB_ERR_NOMEM when it cannot be allocated). */
+lb_status lb_gemm_i8_hooked_dequant(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,
+                                    int trans_b, int64_t M, int64_t N, int64_t K,
+                                    const int8_t *A, const int8_t *B, int32_t *C,
+                                    const lb_gemm_i8_dequant *d);
 
 #ifdef __cplusplus
 }
