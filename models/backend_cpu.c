@@ -602,31 +602,58 @@ static void attention_backward_cpu(float *dqkv, float *dgate_in, float *dgate_w,
  * dQ = dS K, dK = dS^T Q backward. The row-wise softmax, clip and gate are
  * the loops above. Same tolerance against ref as the loop version. */
 
-/* Row-wise masked softmax of S (T, T) in place (scores -> p); rows of p. */
+/* Row-wise masked softmax of S (T, T) in place (scores -> p); rows of p.
+ * Vectorised per ISA clone: the max is exact in any order, the exp is
+ * elementwise, the sum runs in eight fixed lanes. */
+LB_ISA_CLONES
 static void softmax_rows(float *S, const lb_attention_shape *s, const uint8_t *key_mask,
                          int64_t b, float scale)
 {
     const int64_t T = s->T;
+    const uint8_t *km = key_mask ? key_mask + b * T : NULL;
     for (int64_t t = 0; t < T; t++) {
         float *p = S + t * T;
+        const int64_t jn = s->causal ? t + 1 : T; /* keys j >= jn are never allowed */
         float maxval = -INFINITY;
         int any = 0;
-        for (int64_t j = 0; j < T; j++) {
-            if (!key_ok(s, key_mask, b, t, j)) continue;
+#pragma omp simd reduction(max : maxval) reduction(| : any)
+        for (int64_t j = 0; j < jn; j++) {
+            const int ok = !km || km[j];
             p[j] *= scale;
-            maxval = any && maxval >= p[j] ? maxval : p[j];
-            any = 1;
+            maxval = ok && p[j] > maxval ? p[j] : maxval;
+            any |= ok;
         }
-        float sum = 0;
-        for (int64_t j = 0; j < T; j++) {
-            if (!key_ok(s, key_mask, b, t, j)) {
-                p[j] = 0;
-                continue;
-            }
-            p[j] = exp_neg_fast(p[j] - maxval);
-            sum += p[j];
+        /* exp of the allowed scores (0 elsewhere), summed in eight lanes
+         * combined by a fixed tree (dot_simd's order): the same bits on
+         * every ISA clone */
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j0 = 0;
+        if (km) {
+            for (; j0 + 8 <= T; j0 += 8)
+                for (int l = 0; l < 8; l++) {
+                    const int64_t j = j0 + l;
+                    const float e = exp_neg_fast(p[j] - maxval);
+                    p[j] = (j < jn) & (km[j] != 0) ? e : 0.0f;
+                    acc[l] += p[j];
+                }
+        } else {
+            for (; j0 + 8 <= T; j0 += 8)
+                for (int l = 0; l < 8; l++) {
+                    const int64_t j = j0 + l;
+                    const float e = exp_neg_fast(p[j] - maxval);
+                    p[j] = j < jn ? e : 0.0f;
+                    acc[l] += p[j];
+                }
         }
+        for (int l = 0; j0 + l < T; l++) {
+            const int64_t j = j0 + l;
+            const int ok = j < jn && (!km || km[j]);
+            p[j] = ok ? exp_neg_fast(p[j] - maxval) : 0.0f;
+            acc[l] += p[j];
+        }
+        const float sum = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
         const float inv = any ? 1.0f / sum : 0.0f;
+#pragma omp simd
         for (int64_t j = 0; j < T; j++) p[j] *= inv;
     }
 }
