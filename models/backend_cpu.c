@@ -658,6 +658,41 @@ static void softmax_rows(float *S, const lb_attention_shape *s, const uint8_t *k
     }
 }
 
+/* The softmax (and clip) backward of the rows of dP (T, T) in place: with
+ * u = dP·(clip gate), dS_j = p_j (u_j − Σ_i u_i p_i) / sqrt(hs); u_j = 0
+ * for a masked key. Compiled per ISA; the sum in eight fixed lanes. */
+LB_ISA_CLONES
+static void softmax_rows_backward(float *dP, const float *P, const lb_attention_shape *s,
+                                  const uint8_t *key_mask, int64_t b, float scale)
+{
+    const int64_t T = s->T;
+    const uint8_t *km = key_mask ? key_mask + b * T : NULL;
+    const float stretch = s->zeta - s->gamma, gamma = s->gamma;
+    for (int64_t t = 0; t < T; t++) {
+        const float *p = P + t * T;
+        float *u = dP + t * T;
+        const int64_t jn = s->causal ? t + 1 : T; /* keys j >= jn are never allowed */
+#pragma omp simd
+        for (int64_t j = 0; j < T; j++) {
+            const int ok = (j < jn) & (!km || km[j] != 0);
+            float uj = u[j];
+            if (s->clipped) {
+                const float sj = stretch * p[j] + gamma;
+                uj = (sj >= 0) & (sj <= 1) ? stretch * uj : 0.0f;
+            }
+            u[j] = ok ? uj : 0.0f;
+        }
+        float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        int64_t j0 = 0;
+        for (; j0 + 8 <= T; j0 += 8)
+            for (int l = 0; l < 8; l++) acc[l] += u[j0 + l] * p[j0 + l];
+        for (int l = 0; j0 + l < T; l++) acc[l] += u[j0 + l] * p[j0 + l];
+        const float pu = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+#pragma omp simd
+        for (int64_t j = 0; j < T; j++) u[j] = p[j] * (u[j] - pu) * scale;
+    }
+}
+
 static void attention_forward_blas(float *out, float *probs, float *context, float *gate,
                                    const float *qkv, const uint8_t *key_mask,
                                    const float *gate_in, const float *gate_w, const float *gate_b,
@@ -717,7 +752,6 @@ static void attention_backward_blas(float *dqkv, float *dgate_in, float *dgate_w
 {
     const int64_t B = s->B, T = s->T, C = s->C, NH = s->NH, hs = C / NH, BH = B * NH;
     const float scale = 1.0f / sqrtf((float)hs);
-    const float stretch = s->zeta - s->gamma;
     const blasint ld3 = (blasint)(3 * C);
     float *dgate_logit = scratch;              // (B, NH, T)
     float *work = scratch + 2 * BH * T;        // per (b, h): dP (T, T), Y (T, T), dC (T, hs)
@@ -755,23 +789,7 @@ static void attention_backward_blas(float *dqkv, float *dgate_in, float *dgate_w
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (blasint)T, (blasint)T, (blasint)hs,
                     1.0f, dC, (blasint)hs, v, ld3, 0.0f, dP, (blasint)T);
         // through the clip and the softmax: dS_j = p_j (u_j - sum_i u_i p_i) / sqrt(hs)
-        for (int64_t t = 0; t < T; t++) {
-            const float *p = P + t * T;
-            float *u = dP + t * T;
-            float pu = 0;
-            for (int64_t j = 0; j < T; j++) {
-                if (!key_ok(s, key_mask, b, t, j)) {
-                    u[j] = 0;
-                    continue;
-                }
-                if (s->clipped) {
-                    const float sj = stretch * p[j] + s->gamma;
-                    u[j] = (sj >= 0 && sj <= 1) ? stretch * u[j] : 0.0f;
-                }
-                pu += u[j] * p[j];
-            }
-            for (int64_t j = 0; j < T; j++) u[j] = p[j] * (u[j] - pu) * scale;
-        }
+        softmax_rows_backward(dP, P, s, key_mask, b, scale);
         // dQ += dS K ; dK += dS^T Q
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (blasint)T, (blasint)hs,
                     (blasint)T, 1.0f, dP, (blasint)T, k, ld3, 1.0f, dq, ld3);
