@@ -86,7 +86,7 @@ static void uniform_f32_avx512(uint64_t seed, uint64_t stream, uint64_t first, i
         philox16(seed, stream, (first + (uint64_t)i) >> 2, u);
         for (int j = 0; j < 4 && i + 16 * j < n; j++) {
             const int64_t left = n - i - 16 * j;
-            const __mmask16 k = left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+            const __mmask16 k = (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1u);
             _mm512_mask_storeu_ps(out + i + 16 * j, k, u[j]);
         }
     }
@@ -96,7 +96,7 @@ static void uniform_f32_avx512(uint64_t seed, uint64_t stream, uint64_t first, i
 
 static inline __mmask16 tail_mask(int64_t left)
 {
-    return left >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1u);
+    return (__mmask16)(left >= 16 ? 0xffffu : (1u << left) - 1u);
 }
 
 /* Lanes where x is NaN or ±Inf. */
