@@ -135,8 +135,8 @@ lb_status lb_gemm_i8_pack_b(lb_ctx *ctx, lb_int_format fmt, int trans_b, int64_t
     return lb_gemm_i8_pack_b_with(ctx, lb_gemm_i8_kernel_for(isa), fmt, trans_b, K, N, B, out);
 }
 
-lb_status lb_gemm_i8_packed(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
-                            const void *A, const lb_packed_i8 *B, int32_t *C)
+/* A packed B runs only on the path it was packed for. */
+static lb_status packed_path_ok(lb_ctx *ctx, const lb_packed_i8 *B)
 {
     if (!B) return lb_error(ctx, LB_ERR_ARG, "NULL packed GEMM operand");
     const lb_isa want = lb_ctx_isa(ctx);
@@ -145,22 +145,23 @@ lb_status lb_gemm_i8_packed(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64
                         "B was packed for the %s path but the context forces %s: pack it again "
                         "under this context",
                         lb_isa_name(B->kernel->isa), lb_isa_name(want));
-    return lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, NULL);
+    return LB_OK;
+}
+
+lb_status lb_gemm_i8_packed(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
+                            const void *A, const lb_packed_i8 *B, int32_t *C)
+{
+    const lb_status st = packed_path_ok(ctx, B);
+    return st != LB_OK ? st : lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, NULL);
 }
 
 lb_status lb_gemm_i8_packed_dequant(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
                                     const void *A, const lb_packed_i8 *B, int32_t *C,
                                     const lb_gemm_i8_dequant *d)
 {
-    if (!B) return lb_error(ctx, LB_ERR_ARG, "NULL packed GEMM operand");
     if (!d) return lb_error(ctx, LB_ERR_ARG, "NULL GEMM dequantize epilogue");
-    const lb_isa want = lb_ctx_isa(ctx);
-    if (want != LB_ISA_AUTO && want != B->kernel->isa)
-        return lb_error(ctx, LB_ERR_ARG,
-                        "B was packed for the %s path but the context forces %s: pack it again "
-                        "under this context",
-                        lb_isa_name(B->kernel->isa), lb_isa_name(want));
-    return lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, d);
+    const lb_status st = packed_path_ok(ctx, B);
+    return st != LB_OK ? st : lb_gemm_i8_packed_run(ctx, fmt_a, trans_a, M, A, B, C, d);
 }
 
 lb_status lb_gemm_i8(lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
