@@ -11,6 +11,8 @@
 
 /* Output elements per task of the row loops. */
 #define CHUNK 16384
+/* Rows ahead that the column sums prefetch. */
+#define PREFETCH_ROWS 8
 /* Columns per pass of the column sums (double partial sums in L1). */
 #define COLUMN_BLOCK 1024
 
@@ -80,6 +82,10 @@ static void column_range(float *out, const float *g, int64_t N, int64_t C, int64
     for (int64_t k = 0; k < m; k++) acc[k] = 0.0;
     for (int64_t n = 0; n < N; n++) {
         const float *row = g + n * C + j0;
+        /* a thread reads only its columns of each row, a stride the
+         * hardware prefetchers follow poorly: ask for a row ahead */
+        if (n + PREFETCH_ROWS < N)
+            for (int64_t k = 0; k < m; k += 16) __builtin_prefetch(row + PREFETCH_ROWS * C + k);
 #pragma omp simd
         for (int64_t k = 0; k < m; k++) acc[k] += (double)row[k];
     }
