@@ -441,6 +441,41 @@ static inline float clip_weight(const lb_attention_shape *s, float p)
     return y < 0 ? 0.0f : (y > 1 ? 1.0f : y);
 }
 
+/* Gated attention (Bondarenko et al. 2023, the gate of head h at token t):
+ * π = sigmoid(x_t·w_h + b_h) in the stable form, stored in gate, and the
+ * head's output o = π·c from its context row c (hs values). Shared by the
+ * loop and the BLAS variants. */
+static inline void gate_forward_row(const lb_attention_shape *s, int64_t bh, int64_t t,
+                                    const float *c, float *out, float *gate, const float *gate_in,
+                                    const float *gate_w, const float *gate_b)
+{
+    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH, b = bh / NH, h = bh % NH;
+    const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) + gate_b[h];
+    const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
+                            : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
+    gate[bh * T + t] = pi;
+    float *o = out + (b * T + t) * C + h * hs;
+    for (int64_t i = 0; i < hs; i++) o[i] = pi * c[i];
+}
+
+/* The gate's backward at token t of head h from the output gradient dy
+ * (hs values): the logit gradient dz = π(1 − π)·(dy·c) into dgate_logit,
+ * dz·w_h added to the gate input's gradient; returns π (the context's
+ * gradient is π·dy). */
+static inline float gate_backward_row(const lb_attention_shape *s, int64_t bh, int64_t t,
+                                      const float *dy, const float *context, const float *gate,
+                                      const float *gate_w, float *dgate_logit, float *dgate_in)
+{
+    const int64_t T = s->T, C = s->C, NH = s->NH, hs = C / NH, b = bh / NH, h = bh % NH;
+    const float pi = gate[bh * T + t];
+    const float dz = pi * (1 - pi) * dot_simd(dy, context + (b * T + t) * C + h * hs, hs);
+    dgate_logit[bh * T + t] = dz;
+    float *dx = dgate_in + (b * T + t) * C + h * hs;
+    const float *w = gate_w + h * hs;
+    for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
+    return pi;
+}
+
 /* One (b, h) pair of attention_forward_cpu (its dot products are omp simd
  * reductions: their order follows the ISA clone, within the tolerance above). */
 LB_ISA_CLONES
@@ -488,15 +523,7 @@ static void attention_forward_pair(int64_t bh, float *out, float *probs, float *
             }
             add_weighted_rows(c, v, 3 * C, js, ys, m, hs);
         }
-        if (s->gated) {
-            const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
-                            gate_b[h];
-            const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
-                                    : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
-            gate[bh * T + t] = pi;
-            float *o = out + (b * T + t) * C + h * hs;
-            for (int64_t i = 0; i < hs; i++) o[i] = pi * c[i];
-        }
+        if (s->gated) gate_forward_row(s, bh, t, c, out, gate, gate_in, gate_w, gate_b);
     }
 }
 
@@ -528,15 +555,9 @@ static void attention_backward_pair(int64_t bh, float *dqkv, float *dgate_in, fl
     for (int64_t t = 0; t < T; t++) {
         const float *p = probs + (bh * T + t) * T;
         const float *dy_out = dout + (b * T + t) * C + h * hs;
-        float pi = 1;
-        if (s->gated) {
-            pi = gate[bh * T + t];
-            const float dz = pi * (1 - pi) * dot_simd(dy_out, context + (b * T + t) * C + h * hs, hs);
-            dgate_logit[bh * T + t] = dz;
-            float *dx = dgate_in + (b * T + t) * C + h * hs;
-            const float *w = gate_w + h * hs;
-            for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
-        }
+        const float pi = s->gated ? gate_backward_row(s, bh, t, dy_out, context, gate, gate_w,
+                                                      dgate_logit, dgate_in)
+                                  : 1.0f;
         float pu = 0;
         for (int64_t j = 0; j < T; j++) {
             u[j] = 0;
@@ -729,18 +750,9 @@ static void attention_forward_blas(float *out, float *probs, float *context, flo
                 }
             }
         }
-        if (s->gated) {
-            for (int64_t t = 0; t < T; t++) {
-                const float z = dot_simd(gate_in + (b * T + t) * C + h * hs, gate_w + h * hs, hs) +
-                                gate_b[h];
-                const float pi = z >= 0 ? 1.0f / (1.0f + exp_neg_fast(-z))
-                                        : exp_neg_fast(z) / (1.0f + exp_neg_fast(z));
-                gate[bh * T + t] = pi;
-                float *o = out + (b * T + t) * C + h * hs;
-                const float *ct = c + t * C;
-                for (int64_t i = 0; i < hs; i++) o[i] = pi * ct[i];
-            }
-        }
+        if (s->gated)
+            for (int64_t t = 0; t < T; t++)
+                gate_forward_row(s, bh, t, c + t * C, out, gate, gate_in, gate_w, gate_b);
     }
 }
 
@@ -766,15 +778,9 @@ static void attention_backward_blas(float *dqkv, float *dgate_in, float *dgate_w
         // dC (T, hs) = pi dout; the gate's own gradient
         for (int64_t t = 0; t < T; t++) {
             const float *dy = dout + (b * T + t) * C + h * hs;
-            float pi = 1;
-            if (s->gated) {
-                pi = gate[bh * T + t];
-                const float dz = pi * (1 - pi) * dot_simd(dy, context + (b * T + t) * C + h * hs, hs);
-                dgate_logit[bh * T + t] = dz;
-                float *dx = dgate_in + (b * T + t) * C + h * hs;
-                const float *w = gate_w + h * hs;
-                for (int64_t i = 0; i < hs; i++) dx[i] += dz * w[i];
-            }
+            const float pi = s->gated ? gate_backward_row(s, bh, t, dy, context, gate, gate_w,
+                                                          dgate_logit, dgate_in)
+                                      : 1.0f;
             for (int64_t i = 0; i < hs; i++) dC[t * hs + i] = pi * dy[i];
         }
         // Y = the weights used for V (P, or the clipped P)
