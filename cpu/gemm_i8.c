@@ -260,7 +260,6 @@ lb_status lb_gemm_i8_pack_b_with(lb_ctx *ctx, const lb_gemm_i8_kernel *kn, lb_in
     unsigned char *data = pk->data;
     int32_t *comp = pk->comp;
     const int nthreads = lb_cpu_threads(ctx);
-    (void)nthreads;
     if (fmt == LB_INT_S8 && !trans_b && kn->nr == 32 && kn->g == 4 && !kn->b_s16) {
         /* VNNI from B stored (K, N): each thread takes a contiguous range of
          * panels and reads the rows once, in order, every panel of the range
@@ -353,14 +352,11 @@ static int64_t pack_u8x_rows8(const int8_t *src, int64_t K, unsigned char *pd)
     return kg;
 }
 
-/* Sixteen bytes in the compiler's generic vector extension. */
-typedef uint8_t u8x16 __attribute__((vector_size(16)));
+/* Eight 16-bit lanes (u8x16 and SHUF16 are defined with the B packing). */
 typedef uint16_t u16x8 __attribute__((vector_size(16)));
 #if defined(__clang__)
-#define SHUF16(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
 #define SHUF8(a, b, ...) __builtin_shufflevector((a), (b), __VA_ARGS__)
 #else
-#define SHUF16(a, b, ...) __builtin_shuffle((a), (b), (u8x16){__VA_ARGS__})
 #define SHUF8(a, b, ...) __builtin_shuffle((a), (b), (u16x8){__VA_ARGS__})
 #endif
 
