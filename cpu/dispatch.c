@@ -25,21 +25,21 @@
 
 static const lb_gemm_i8_kernel kernel_generic = {
     LB_ISA_SCALAR, "4x8_generic", 4, 8, 1, LB_APACK_S8, 0, 0,
-    lb_gemm_i8_ukernel_4x8_generic, lb_gemm_i8_ukernel_4x8_s4b_generic};
+    lb_gemm_i8_ukernel_4x8_generic, lb_gemm_i8_ukernel_4x8_s4b_generic, 0};
 #ifdef HAVE_AVX2_BUILD
 static const lb_gemm_i8_kernel kernel_avx2 = {
     LB_ISA_AVX2, "6x16c2_avx2", 6, 16, 2, LB_APACK_S16, 1, 0,
-    lb_gemm_i8_ukernel_6x16c2_avx2, lb_gemm_i8_ukernel_6x16c2_s4b_avx2};
+    lb_gemm_i8_ukernel_6x16c2_avx2, lb_gemm_i8_ukernel_6x16c2_s4b_avx2, 0};
 #endif
 #ifdef HAVE_AVX512_BUILD
 static const lb_gemm_i8_kernel kernel_avx512 = {
     LB_ISA_AVX512, "8x32c2_avx512", 8, 32, 2, LB_APACK_S16, 1, 0,
-    lb_gemm_i8_ukernel_8x32c2_avx512, lb_gemm_i8_ukernel_8x32c2_s4b_avx512};
+    lb_gemm_i8_ukernel_8x32c2_avx512, lb_gemm_i8_ukernel_8x32c2_s4b_avx512, 0};
 #endif
 #ifdef HAVE_AVX512VNNI_BUILD
 static const lb_gemm_i8_kernel kernel_avx512vnni = {
     LB_ISA_AVX512VNNI, "8x32c4_avx512vnni", 8, 32, 4, LB_APACK_U8X, 0, 1,
-    lb_gemm_i8_ukernel_8x32c4_avx512vnni, lb_gemm_i8_ukernel_8x32c4_s4b_avx512vnni};
+    lb_gemm_i8_ukernel_8x32c4_avx512vnni, lb_gemm_i8_ukernel_8x32c4_s4b_avx512vnni, 1};
 #endif
 
 const lb_gemm_i8_kernel *lb_gemm_i8_kernel_for(lb_isa isa)

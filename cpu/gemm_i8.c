@@ -37,6 +37,8 @@
 #define LB_A_BLOCK_BYTES (128 * 1024)   /* the A block's K block */
 #define LB_B_BLOCK_BYTES (512 * 1024)   /* the B block's K block */
 #define LB_MIN_TILES 16
+/* Outputs (bytes) from which a one-K-block GEMM streams its stores. */
+#define LB_STREAM_MIN_BYTES ((uint64_t)8 << 20)
 
 int64_t lb_s4_bytes(int64_t numel) { return numel <= 0 ? 0 : (numel + 1) / 2; }
 
@@ -596,6 +598,12 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
     const int64_t tiles_m = ceil_div(M, MC), tiles_n = ceil_div(B->npanels, nc_panels);
     const int64_t tiles = tiles_m * tiles_n;
 
+    /* A large output computed in one K block goes to memory with
+     * non-temporal stores (it cannot stay in cache; plain stores would first
+     * read every line), when the kernel has them and C's rows are aligned. */
+    const int stream = kn->stream && C && !dequant && kgroups <= kc && N % 16 == 0 &&
+                       ((uintptr_t)C & 63) == 0 &&
+                       (uint64_t)M * (uint64_t)N * sizeof *C >= LB_STREAM_MIN_BYTES;
     int nthreads = lb_cpu_threads(ctx);
     if ((int64_t)nthreads > tiles) nthreads = (int)tiles;
     if (nthreads < 1) nthreads = 1;
@@ -648,10 +656,11 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
                         int32_t *c = C ? C + (m0 + r0) * N + n0
                                        : tile + r0 * NCW + (p - tn * nc_panels) * NR;
                         const int64_t ldc = C ? N : NCW;
+                        const int mode = k0 > 0 ? LB_TILE_ADD : stream ? LB_TILE_STREAM : LB_TILE_STORE;
                         if (B->fmt == LB_INT_S4)
-                            kn->ukernel_s4(kn_groups, ap, bp, cp, c, ldc, mr, nr, k0 > 0);
+                            kn->ukernel_s4(kn_groups, ap, bp, cp, c, ldc, mr, nr, mode);
                         else
-                            kn->ukernel_s8(kn_groups, ap, bp, cp, c, ldc, mr, nr, k0 > 0);
+                            kn->ukernel_s8(kn_groups, ap, bp, cp, c, ldc, mr, nr, mode);
                     }
                 }
             }

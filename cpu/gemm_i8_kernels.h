@@ -33,6 +33,16 @@
 #include <stdint.h>
 #include "lowbit/cpu.h"
 
+/* What a micro-kernel does with its tile (its `accumulate` argument). */
+enum {
+    LB_TILE_STORE = 0, /* store it (the first K block) */
+    LB_TILE_ADD = 1,   /* add it to C (later K blocks) */
+    /* store it with non-temporal stores: the only K block of an output too
+     * large to stay in cache (no line is read before it is written); only
+     * for kernels with `stream` set, rows of C 64-byte aligned */
+    LB_TILE_STREAM = 2
+};
+
 /* One MR x NR tile: see above. kgroups >= 1; 1 <= mr <= MR; 1 <= nr <= NR;
  * comp (NR) may be NULL (no compensation). int32 additions wrap (vector
  * adds), which is harmless: the final sum fits int32. */
@@ -57,6 +67,7 @@ typedef struct lb_gemm_i8_kernel {
     int comp;                     /* subtract 128·colsum(B) (A shifted to u8) */
     lb_gemm_i8_ukernel_fn ukernel_s8; /* int8 (or int16) b panels */
     lb_gemm_i8_ukernel_fn ukernel_s4; /* int4 b panels */
+    int stream;                   /* the ukernels take LB_TILE_STREAM */
 } lb_gemm_i8_kernel;
 
 /* The kernel of a path, or NULL when the path is not compiled (dispatch.c). */

@@ -57,11 +57,18 @@ static inline __attribute__((always_inline)) __m512i s4_to_s8(__m512i nibbles)
     return _mm512_shuffle_epi8(lut, nibbles);
 }
 
-/* Stores a row of the tile (first K block) or adds it to C (later blocks). */
+/* Stores a row of the tile (first K block; non-temporal stores for
+ * LB_TILE_STREAM, c then 64-byte aligned) or adds it to C (later blocks). */
 static inline __attribute__((always_inline)) void store_row(int32_t *c, __m512i v0, __m512i v1,
-                                                            int nr, int accumulate)
+                                                            int nr, int mode)
 {
+    const int accumulate = mode == LB_TILE_ADD;
     if (nr == NR) {
+        if (mode == LB_TILE_STREAM) {
+            _mm512_stream_si512((void *)c, v0);
+            _mm512_stream_si512((void *)(c + 16), v1);
+            return;
+        }
         if (accumulate) {
             v0 = _mm512_add_epi32(v0, _mm512_loadu_si512((const void *)c));
             v1 = _mm512_add_epi32(v1, _mm512_loadu_si512((const void *)(c + 16)));
@@ -84,8 +91,9 @@ static inline __attribute__((always_inline)) void store_row(int32_t *c, __m512i 
 static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t kquads,
                                                        const uint8_t *a, const void *b_panel,
                                                        const int32_t *comp, int32_t *c,
-                                                       int64_t ldc, int nr, int accumulate)
+                                                       int64_t ldc, int nr, int mode)
 {
+    const int accumulate = mode == LB_TILE_ADD;
     __m512i acc0[MR], acc1[MR];
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++) acc0[r] = acc1[r] = _mm512_setzero_si512();
     const int8_t *b8 = b_panel;
@@ -114,7 +122,8 @@ static inline __attribute__((always_inline)) void tile(int mr, int s4, int64_t k
         accumulate ? _mm512_setzero_si512() : _mm512_loadu_si512((const void *)(comp + 16));
     _Pragma("GCC unroll 8") for (int r = 0; r < mr; r++)
         store_row(c + r * ldc, _mm512_sub_epi32(acc0[r], comp0), _mm512_sub_epi32(acc1[r], comp1),
-                  nr, accumulate);
+                  nr, mode);
+    if (mode == LB_TILE_STREAM) _mm_sfence(); /* ordered before any later read of C */
 }
 
 #define TILE_ARGS kgroups, a_panel, b_panel, comp, c, ldc, nr, accumulate
