@@ -46,7 +46,9 @@ void lb_gemm_i8_dequant_ref(const lb_gemm_i8_dequant *d, const int32_t *C, int64
  * lowbit/ref/qlinear_luq.h) take one in their config so that a caller can run
  * the fast exact kernels of lowbit/cpu.h without changing the layer's math:
  * every integer GEMM gives the same bits, so the layer's results do not
- * depend on the hook. fn == NULL (a zeroed hook) means lb_gemm_i8_ref. */
+ * depend on the hook. fn == NULL (a zeroed hook) means lb_gemm_i8_ref.
+ * Initialise a hook whole (`= {0}` or a compound literal), never member by
+ * member on an uninitialised struct, so that optional members are NULL. */
 typedef struct lb_gemm_i8_hook {
     lb_status (*fn)(void *user, lb_ctx *ctx, int trans_a, int trans_b, int64_t M, int64_t N,
                     int64_t K, const int8_t *A, const int8_t *B, int32_t *C);
