@@ -36,9 +36,7 @@ lb_qlinear_luq_config lb_qlinear_luq_default_config(void)
     c.c2 = LB_SAWB_C2;
     c.luq = lb_luq_default_params();
     c.samples = 1;
-    c.gemm.fn = NULL;
-    c.gemm.user = NULL;
-    c.gemm.fn_dequant = NULL;
+    c.gemm = (lb_gemm_i8_hook){0}; /* the reference GEMM */
     return c;
 }
 
