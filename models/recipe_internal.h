@@ -113,7 +113,7 @@ void rc_accumulate(float *dst, const float *src, int64_t n);
 
 /* dbias (OC) += fl32(Σ_n dout[n, o]) with each column summed in double in
  * increasing n (the oracle layers' ∇b), read row by row; threads over
- * column blocks, so the bits do not depend on the thread count. */
+ * column ranges, so the bits do not depend on the thread count. */
 void rc_bias_grad(float *dbias, const float *dout, int64_t N, int64_t OC);
 
 /* Adds one sample of statistic `k` of a site. */
