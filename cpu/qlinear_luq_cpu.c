@@ -6,8 +6,9 @@
  *     their contract (lowbit/cpu_quant.h); alpha comes from the first LUQ
  *     sample's call, which computes it as lb_luq_alpha_ref does;
  *   - each exponent piece δ_j is built once per sample with its column sums
- *     (threads over column ranges, 16 columns at a time in byte lanes), and ∇b's integer Σ_n δ_q[n, c] is
- *     Σ_j 2^(7j) Σ_n δ_j[n, c]: integers, exact in any order;
+ *     (threads over column ranges, 16 columns at a time in byte lanes), and
+ *     ∇b's integer Σ_n δ_q[n, c] is Σ_j 2^(7j) Σ_n δ_j[n, c]: integers,
+ *     exact in any order;
  *   - with one sample, each piece's int32 products are kept and the final
  *     out = fl32(c · fl32(Σ_j 2^(7j) part_j)) is one elementwise pass (the
  *     integer sum is the reference's Z); with several, Z += 2^(7j) · part
