@@ -161,26 +161,13 @@ static void layernorm_forward_cpu(float *out, float *mean, float *rstd, const fl
                                  C, eps);
 }
 
-/* The input gradient of one row (the same loop as ref; its sums are
- * sequential, so every ISA clone gives ref's bits). */
+/* The input gradient of one row: ref's loop (layers_impl.h), inlined into
+ * each ISA clone; its sums are sequential, so every clone gives ref's bits. */
 LB_ISA_CLONES
 static void layernorm_backward_row(float *dx, const float *dy, const float *x,
                                    const float *weight, float m, float s, int64_t C)
 {
-    float dnorm_mean = 0, dnorm_norm_mean = 0;
-    for (int64_t i = 0; i < C; i++) {
-        const float norm = (x[i] - m) * s;
-        const float dnorm = weight[i] * dy[i];
-        dnorm_mean += dnorm;
-        dnorm_norm_mean += dnorm * norm;
-    }
-    dnorm_mean = dnorm_mean / (float)C;
-    dnorm_norm_mean = dnorm_norm_mean / (float)C;
-    for (int64_t i = 0; i < C; i++) {
-        const float norm = (x[i] - m) * s;
-        const float dnorm = weight[i] * dy[i];
-        dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
-    }
+    layernorm_backward_row_serial(dx, dy, x, weight, m, s, C);
 }
 
 /* Channels i0..i1-1 of the LayerNorm parameter gradients, rows in order. */

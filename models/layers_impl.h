@@ -87,30 +87,35 @@ static void FN(layernorm_forward)(real *out, real *mean, real *rstd, const real 
     }
 }
 
+/* The input gradient of one row x (C) with its mean m and rstd s: dx += ...
+ * (inline, so that a caller compiled per ISA gets it in its own code). */
+static inline void FN(layernorm_backward_row)(real *dx, const real *dy, const real *x,
+                                              const real *weight, real m, real s, int64_t C)
+{
+    // the two row means the input gradient needs
+    real dnorm_mean = 0, dnorm_norm_mean = 0;
+    for (int64_t i = 0; i < C; i++) {
+        const real norm = (x[i] - m) * s;
+        const real dnorm = weight[i] * dy[i];
+        dnorm_mean += dnorm;
+        dnorm_norm_mean += dnorm * norm;
+    }
+    dnorm_mean = dnorm_mean / (real)C;
+    dnorm_norm_mean = dnorm_norm_mean / (real)C;
+    for (int64_t i = 0; i < C; i++) {
+        const real norm = (x[i] - m) * s;
+        const real dnorm = weight[i] * dy[i];
+        dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
+    }
+}
+
 static void FN(layernorm_backward)(real *dinp, real *dweight, real *dbias, const real *dout,
                                    const real *inp, const real *weight, const real *mean,
                                    const real *rstd, int64_t N, int64_t C)
 {
-    for (int64_t n = 0; n < N; n++) {
-        const real *x = inp + n * C, *dy = dout + n * C; // (C)
-        real *dx = dinp + n * C;
-        const real m = mean[n], s = rstd[n];
-        // the two row means the input gradient needs
-        real dnorm_mean = 0, dnorm_norm_mean = 0;
-        for (int64_t i = 0; i < C; i++) {
-            const real norm = (x[i] - m) * s;
-            const real dnorm = weight[i] * dy[i];
-            dnorm_mean += dnorm;
-            dnorm_norm_mean += dnorm * norm;
-        }
-        dnorm_mean = dnorm_mean / (real)C;
-        dnorm_norm_mean = dnorm_norm_mean / (real)C;
-        for (int64_t i = 0; i < C; i++) {
-            const real norm = (x[i] - m) * s;
-            const real dnorm = weight[i] * dy[i];
-            dx[i] += (dnorm - dnorm_mean - norm * dnorm_norm_mean) * s;
-        }
-    }
+    for (int64_t n = 0; n < N; n++)
+        FN(layernorm_backward_row)(dinp + n * C, dout + n * C, inp + n * C, weight, mean[n],
+                                   rstd[n], C);
     // parameter gradients: column sums over rows, in row order
     for (int64_t n = 0; n < N; n++) {
         const real *x = inp + n * C, *dy = dout + n * C;
