@@ -459,18 +459,7 @@ lb_status lb_qlinear_hq_forward_cpu(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
     const lb_gemm_i8_dequant dq = {y, sx * sw, b};
     lb_status st = lb_cpu_gemm_i8_dequant(&cfg->gemm, ctx, 0, 1, N, C, D, state->x_codes,
                                           state->w_codes, z, &dq, nt);
-    if (st == LB_OK) {
-        state->block = block;
-        state->initialized = 1;
-        state->step_x = sx;
-        state->step_w = sw;
-        state->used_step_x = sx;
-        state->used_step_w = sw;
-        state->n = N;
-        state->d = D;
-        state->c = C;
-        state->has_forward = 1;
-    }
+    if (st == LB_OK) lb_hq_state_record_forward(state, block, sx, sw, N, D, C);
     return st;
 #undef REFERENCE
 }

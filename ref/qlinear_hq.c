@@ -69,6 +69,21 @@ lb_status lb_hq_state_create(lb_ctx *ctx, lb_hq_state **out)
     return LB_OK;
 }
 
+void lb_hq_state_record_forward(lb_hq_state *state, int64_t block, float sx, float sw, int64_t N,
+                                int64_t D, int64_t C)
+{
+    state->block = block;
+    state->initialized = 1;
+    state->step_x = sx;
+    state->step_w = sw;
+    state->used_step_x = sx;
+    state->used_step_w = sw;
+    state->n = N;
+    state->d = D;
+    state->c = C;
+    state->has_forward = 1;
+}
+
 void lb_hq_state_free(lb_hq_state *state)
 {
     if (!state) return;
@@ -197,16 +212,7 @@ lb_status lb_qlinear_hq_forward_ref(lb_ctx *ctx, const lb_hq_config *cfg, lb_hq_
             y[i * C + c] = b ? v + b[c] : v;
         }
 
-    state->block = block;
-    state->initialized = 1;
-    state->step_x = sx;
-    state->step_w = sw;
-    state->used_step_x = sx;
-    state->used_step_w = sw;
-    state->n = N;
-    state->d = D;
-    state->c = C;
-    state->has_forward = 1;
+    lb_hq_state_record_forward(state, block, sx, sw, N, D, C);
 done:
     if (!z) lb_free(zz);
     return st;

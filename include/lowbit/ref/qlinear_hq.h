@@ -130,6 +130,13 @@ lb_status lb_hq_state_create(lb_ctx *ctx, lb_hq_state **out);
 /* Frees the state and its buffers; NULL is a no-op. */
 void lb_hq_state_free(lb_hq_state *state);
 
+/* Records a completed forward of shape (N, D, C) in the state, after its
+ * codes and quotients were written: the block, the steps sx, sw (|s_X|,
+ * |s_W|, now learned values, initialized) and has_forward. For the forward
+ * implementations (the reference and lowbit/cpu_qlinear.h). */
+void lb_hq_state_record_forward(lb_hq_state *state, int64_t block, float sx, float sw, int64_t N,
+                                int64_t D, int64_t C);
+
 /* Optional buffers that receive the backward's intermediate results (any
  * pointer may be NULL). */
 typedef struct lb_hq_backward_trace {
