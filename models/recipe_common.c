@@ -527,14 +527,10 @@ static lb_status rc_gemm_dequant(void *user, lb_ctx *ctx, int trans_a, int trans
     rc_site *s = user;
     if (s->fast && !s->onednn && M > 0 && N > 0 && K > 0 && trans_b)
         return rc_gemm_packed(s, ctx, trans_a, M, N, K, A, B, C, d);
-    int32_t *z = C;
-    if (!z && M > 0 && N > 0 && !(z = lb_alloc((size_t)(M * N) * sizeof *z)))
-        return lb_error(ctx, LB_ERR_NOMEM, "recipe gemm: out of memory");
-    lb_status st = rc_gemm(user, ctx, trans_a, trans_b, M, N, K, A, B, z);
-    if (st == LB_OK && s->fast) lb_cpu_dequant_rows(d->out, z, d->bias, d->scale, M, N, lb_cpu_threads(ctx));
-    else if (st == LB_OK) lb_gemm_i8_dequant_ref(d, z, M, N);
-    if (z != C) lb_free(z);
-    return st;
+    const lb_gemm_i8_hook plain = {rc_gemm, s, NULL};
+    return s->fast ? lb_cpu_gemm_i8_dequant(&plain, ctx, trans_a, trans_b, M, N, K, A, B, C, d,
+                                            lb_cpu_threads(ctx))
+                   : lb_gemm_i8_hooked_dequant(&plain, ctx, trans_a, trans_b, M, N, K, A, B, C, d);
 }
 
 lb_gemm_i8_hook rc_gemm_hook(rc_site *s)
