@@ -515,28 +515,6 @@ static void pack_a_dispatch(const lb_gemm_i8_kernel *kn, lb_int_format fmt, int 
 
 /* ---------------------------------------------------------------- driver */
 
-/* The dequantize epilogue of rows [m0, m0 + mc) and columns [n0, n1) from
- * z (row stride ldz, z[0] = C[m0][n0]): lb_gemm_i8_dequant_ref's expression
- * per element. */
-LB_ISA_CLONES
-static void dequant_tile(const lb_gemm_i8_dequant *d, const int32_t *z, int64_t ldz, int64_t N,
-                         int64_t m0, int64_t mc, int64_t n0, int64_t n1)
-{
-    const float c = d->scale;
-    for (int64_t r = 0; r < mc; r++) {
-        const int32_t *zr = z + r * ldz - n0;
-        float *o = d->out + (m0 + r) * N;
-        if (d->bias) {
-            const float *b = d->bias;
-#pragma omp simd
-            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j] + b[j];
-        } else {
-#pragma omp simd
-            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j];
-        }
-    }
-}
-
 lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, int64_t M,
                                 const void *A, const lb_packed_i8 *B, int32_t *C,
                                 const lb_gemm_i8_dequant *dequant)
@@ -666,8 +644,8 @@ lb_status lb_gemm_i8_packed_run(lb_ctx *ctx, lb_int_format fmt_a, int trans_a, i
             }
             if (dequant) { /* the tile is complete: its epilogue while it is in cache */
                 const int64_t n0 = tn * nc_panels * NR, n1 = p_end * NR < N ? p_end * NR : N;
-                if (C) dequant_tile(dequant, C + m0 * N + n0, N, N, m0, mc, n0, n1);
-                else dequant_tile(dequant, tile, NCW, N, m0, mc, n0, n1);
+                if (C) lb_cpu_dequant_block(dequant, C + m0 * N + n0, N, N, m0, mc, n0, n1);
+                else lb_cpu_dequant_block(dequant, tile, NCW, N, m0, mc, n0, n1);
             }
         }
     }

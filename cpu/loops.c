@@ -26,20 +26,21 @@ int lb_cpu_threads(const lb_ctx *ctx)
 #endif
 }
 
-/* Rows n0..n1 of out (?, C) = c · fl32(z) (+ bias). */
 LB_ISA_CLONES
-static void dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t C,
-                         int64_t n0, int64_t n1)
+void lb_cpu_dequant_block(const lb_gemm_i8_dequant *d, const int32_t *z, int64_t ldz, int64_t N,
+                          int64_t m0, int64_t mc, int64_t n0, int64_t n1)
 {
-    for (int64_t n = n0; n < n1; n++) {
-        float *o = out + n * C;
-        const int32_t *zr = z + n * C;
-        if (bias) {
+    const float c = d->scale;
+    for (int64_t r = 0; r < mc; r++) {
+        const int32_t *zr = z + r * ldz - n0;
+        float *o = d->out + (m0 + r) * N;
+        if (d->bias) {
+            const float *b = d->bias;
 #pragma omp simd
-            for (int64_t j = 0; j < C; j++) o[j] = c * (float)zr[j] + bias[j];
+            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j] + b[j];
         } else {
 #pragma omp simd
-            for (int64_t j = 0; j < C; j++) o[j] = c * (float)zr[j];
+            for (int64_t j = n0; j < n1; j++) o[j] = c * (float)zr[j];
         }
     }
 }
@@ -47,10 +48,13 @@ static void dequant_rows(float *out, const int32_t *z, const float *bias, float 
 void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
                          int64_t C, int nt)
 {
+    const lb_gemm_i8_dequant d = {out, c, bias};
     const int64_t rows = CHUNK / (C > 0 ? C : 1) + 1, tasks = (N + rows - 1) / rows;
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && tasks > 1)
-    for (int64_t t = 0; t < tasks; t++)
-        dequant_rows(out, z, bias, c, C, t * rows, (t + 1) * rows < N ? (t + 1) * rows : N);
+    for (int64_t t = 0; t < tasks; t++) {
+        const int64_t n0 = t * rows, n1 = (t + 1) * rows < N ? (t + 1) * rows : N;
+        lb_cpu_dequant_block(&d, z + n0 * C, C, C, n0, n1 - n0, 0, C);
+    }
 }
 
 lb_status lb_cpu_gemm_i8_dequant(const lb_gemm_i8_hook *hook, lb_ctx *ctx, int trans_a,

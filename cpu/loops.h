@@ -22,6 +22,13 @@ int lb_cpu_threads(const lb_ctx *ctx);
  * segments and owns its columns' sums. */
 void lb_cpu_column_share(int64_t C, int64_t group, int nt, int t, int64_t *c0, int64_t *c1);
 
+/* The dequantize epilogue (lb_gemm_i8_dequant_ref's expression per element)
+ * of rows [m0, m0 + mc) and columns [n0, n1) of d->out (?, N), from z with
+ * row stride ldz, z[0] being element (m0, n0). On the calling thread; the
+ * GEMM driver runs it on each finished tile. */
+void lb_cpu_dequant_block(const lb_gemm_i8_dequant *d, const int32_t *z, int64_t ldz, int64_t N,
+                          int64_t m0, int64_t mc, int64_t n0, int64_t n1);
+
 /* out (N, C) = c · fl32(z) (+ bias[j] when bias is not NULL): the integer
  * GEMM's dequantize epilogue, rows split over nt threads. */
 void lb_cpu_dequant_rows(float *out, const int32_t *z, const float *bias, float c, int64_t N,
