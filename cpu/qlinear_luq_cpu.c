@@ -64,23 +64,37 @@ static inline int8_t piece_value(int8_t code, int j)
     return (int8_t)(code < 0 ? -m : m);
 }
 
+/* table[idx & 15] per lane: one byte shuffle (GCC's variable
+ * __builtin_shuffle), else lane by lane. */
+static inline u8x16 lookup16(u8x16 table, u8x16 idx)
+{
+#if defined(__GNUC__) && !defined(__clang__)
+    return __builtin_shuffle(table, idx & 15);
+#else
+    u8x16 r;
+    for (int l = 0; l < 16; l++) r[l] = table[idx[l] & 15];
+    return r;
+#endif
+}
+
 /* Columns c0..c1 of piece j of codes (N, C) into piece, their column sums
- * added to colsum[c]; returns the number of non-zero piece values. Sixteen
+ * added to colsum[c]; returns 1 when a piece value is non-zero. Sixteen
  * columns at a time in byte lanes (the power of two from a 16-entry table),
- * the sums and counts in int16 lanes flushed every 256 rows (|value| <= 64),
- * the columns past the last 16 one by one. */
+ * the sums in int16 lanes flushed every 256 rows (|value| <= 64), the
+ * columns past the last 16 one by one. */
 LB_ISA_CLONES
-static int64_t piece_columns(const int8_t *codes, int64_t N, int64_t C, int j, int64_t c0,
-                             int64_t c1, int8_t *piece, int64_t *colsum)
+static int piece_columns(const int8_t *codes, int64_t N, int64_t C, int j, int64_t c0, int64_t c1,
+                         int8_t *piece, int64_t *colsum)
 {
     const int64_t groups = (c1 - c0) / 16, cv = c0 + 16 * groups; /* groups <= COLS / 16 */
     const u8x16 pow2 = {1, 2, 4, 8, 16, 32, 64, 0, 0, 0, 0, 0, 0, 0, 0, 0};
     const int8_t first = (int8_t)(1 + 7 * j);
-    i16x16 sum[COLS / 16], cnt[COLS / 16];
-    int64_t nnz = 0;
+    i16x16 sum[COLS / 16];
+    i8x16 anyv = {0};
+    int any = 0;
     for (int64_t n0 = 0; n0 < N; n0 += 256) {
         const int64_t n1 = N - n0 < 256 ? N : n0 + 256;
-        for (int64_t g = 0; g < groups; g++) sum[g] = cnt[g] = (i16x16){0};
+        for (int64_t g = 0; g < groups; g++) sum[g] = (i16x16){0};
         for (int64_t n = n0; n < n1; n++) {
             const int8_t *cd = codes + n * C;
             int8_t *pc = piece + n * C;
@@ -90,26 +104,24 @@ static int64_t piece_columns(const int8_t *codes, int64_t N, int64_t C, int j, i
                 const i8x16 sg = v < 0;                     /* -1 for a negative code */
                 const i8x16 e = ((v ^ sg) - sg) - first;    /* k − 7j */
                 const i8x16 in = (u8x16)e < 7;              /* -1 inside the piece */
-                const i8x16 m = (i8x16)__builtin_shuffle(pow2, (u8x16)e & 15) & in;
+                const i8x16 m = (i8x16)lookup16(pow2, (u8x16)e) & in;
                 const i8x16 sv = (m ^ sg) - sg;
                 memcpy(pc + c0 + 16 * g, &sv, 16);
                 sum[g] += __builtin_convertvector(sv, i16x16);
-                cnt[g] -= __builtin_convertvector(in, i16x16);
+                anyv |= in;
             }
             for (int64_t c = cv; c < c1; c++) {
                 const int8_t sv = piece_value(cd[c], j);
                 pc[c] = sv;
                 colsum[c] += sv;
-                nnz += sv != 0;
+                any |= sv != 0;
             }
         }
         for (int64_t g = 0; g < groups; g++)
-            for (int l = 0; l < 16; l++) {
-                colsum[c0 + 16 * g + l] += sum[g][l];
-                nnz += cnt[g][l];
-            }
+            for (int l = 0; l < 16; l++) colsum[c0 + 16 * g + l] += sum[g][l];
     }
-    return nnz;
+    for (int l = 0; l < 16; l++) any |= anyv[l] != 0;
+    return any;
 }
 
 /* Z[i0..i1) = (first ? 0 : Z) + shift · part (int64, exact). */
@@ -207,23 +219,23 @@ static void scale_pieces_par(float *out, int np, const int32_t *const *part,
         scale_pieces(out, np, part, shift, c, t * CHUNK, (t + 1) * CHUNK < n ? (t + 1) * CHUNK : n);
 }
 
-/* Piece j of codes (N, C) with colsum (C) += its column sums; returns its
- * number of non-zero values. One contiguous range of columns per thread
+/* Piece j of codes (N, C) with colsum (C) += its column sums; 1 when it has
+ * a non-zero value. One contiguous range of columns per thread
  * (lb_cpu_column_share), walked along the rows in passes of COLS columns. */
-static int64_t piece_par(const int8_t *codes, int64_t N, int64_t C, int j, int8_t *piece,
-                         int64_t *colsum, int nt)
+static int piece_par(const int8_t *codes, int64_t N, int64_t C, int j, int8_t *piece,
+                     int64_t *colsum, int nt)
 {
-    int64_t nnz = 0;
+    int any = 0;
     if (!(N * C >= CHUNK) || nt < 1) nt = 1;
     if (nt > ceil_div(C, 64)) nt = (int)ceil_div(C, 64);
-#pragma omp parallel for schedule(static) num_threads(nt) reduction(+ : nnz) if (nt > 1)
+#pragma omp parallel for schedule(static) num_threads(nt) reduction(| : any) if (nt > 1)
     for (int t = 0; t < nt; t++) {
         int64_t c0, c1;
         lb_cpu_column_share(C, 64, nt, t, &c0, &c1);
         for (int64_t c = c0; c < c1; c += COLS)
-            nnz += piece_columns(codes, N, C, j, c, c1 - c < COLS ? c1 : c + COLS, piece, colsum);
+            any |= piece_columns(codes, N, C, j, c, c1 - c < COLS ? c1 : c + COLS, piece, colsum);
     }
-    return nnz;
+    return any;
 }
 
 /* ----------------------------------------------------------------- layers */
@@ -321,8 +333,7 @@ lb_status lb_qlinear_luq_backward_cpu(lb_ctx *ctx, const lb_qlinear_luq_config *
         }
         for (int j = 0; j < pieces; j++) {
             memset(colsum, 0, (size_t)C * sizeof *colsum);
-            const int64_t nnz = piece_par(codes, N, C, j, piece, colsum, nt);
-            if (!nnz) continue;
+            if (!piece_par(codes, N, C, j, piece, colsum, nt)) continue;
             const int64_t shift = (int64_t)1 << (7 * j);
             for (int64_t c = 0; c < C; c++) zb[c] += shift * colsum[c];
             int32_t *gx = px[keep ? j : 0], *gw = pw[keep ? j : 0];

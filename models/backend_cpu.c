@@ -636,6 +636,8 @@ static void softmax_rows(float *S, const lb_attention_shape *s, const uint8_t *k
          * every ISA clone */
         float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
         int64_t j0 = 0;
+        /* two copies of the loop: with the mask pointer tested inside it the
+         * compiler keeps it scalar */
         if (km) {
             for (; j0 + 8 <= T; j0 += 8)
                 for (int l = 0; l < 8; l++) {
