@@ -335,6 +335,23 @@ static void test_packed_dequant(void **state)
         free(got);
         data_free(&d);
     }
+    /* bad arguments: no epilogue, an epilogue without an output */
+    {
+        gemm_data d;
+        const gemm_case c = {4, 8, 12, 0, 1, VAR_PACKED, DATA_RANDOM, 37};
+        data_make(&c, &d);
+        lb_packed_i8 *pb = NULL;
+        assert_int_equal(lb_ctx_set_isa(ctx, LB_ISA_AUTO), LB_OK);
+        assert_int_equal(lb_gemm_i8_pack_b(ctx, LB_INT_S8, 1, c.K, c.N, d.B, &pb), LB_OK);
+        const lb_gemm_i8_dequant no_out = {NULL, 1.0f, NULL};
+        assert_int_equal(lb_gemm_i8_packed_dequant(ctx, LB_INT_S8, 0, c.M, d.A, pb, NULL, NULL),
+                         LB_ERR_ARG);
+        assert_int_equal(lb_gemm_i8_packed_dequant(ctx, LB_INT_S8, 0, c.M, d.A, pb, d.got, &no_out),
+                         LB_ERR_ARG);
+        assert_non_null(strstr(lb_ctx_error(ctx), "dequantize"));
+        lb_packed_i8_free(pb);
+        data_free(&d);
+    }
     lb_ctx_free(ctx);
     assert_int_equal(failures, 0);
     assert_true(ran > 0);
